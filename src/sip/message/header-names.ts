@@ -1,0 +1,42 @@
+/** RFC 3261 §7.3.3 compact forms (+ RFC 3515 r, RFC 3892 b, RFC 4028 x, RFC 3841 j/d/a, RFC 3265 o/u, RFC 4474 y/n). */
+export const COMPACT_FORMS: Readonly<Record<string, string>> = {
+  i: 'call-id', m: 'contact', e: 'content-encoding', l: 'content-length', c: 'content-type',
+  f: 'from', s: 'subject', k: 'supported', t: 'to', v: 'via', r: 'refer-to', b: 'referred-by',
+  x: 'session-expires', o: 'event', u: 'allow-events', a: 'accept-contact', j: 'reject-contact',
+  d: 'request-disposition', y: 'identity', n: 'identity-info',
+};
+
+const CANONICAL: Readonly<Record<string, string>> = {
+  'call-id': 'Call-ID', cseq: 'CSeq', via: 'Via', from: 'From', to: 'To', contact: 'Contact',
+  'content-length': 'Content-Length', 'content-type': 'Content-Type', 'max-forwards': 'Max-Forwards',
+  'record-route': 'Record-Route', route: 'Route', www_authenticate: 'WWW-Authenticate',
+  'www-authenticate': 'WWW-Authenticate', rseq: 'RSeq', rack: 'RAck', 'p-asserted-identity': 'P-Asserted-Identity',
+  'p-preferred-identity': 'P-Preferred-Identity', 'mime-version': 'MIME-Version', 'sip-etag': 'SIP-ETag', 'sip-if-match': 'SIP-If-Match',
+};
+
+/** Lower-case, compact-form-expanded key used for lookups. */
+export function headerKey(name: string): string {
+  const l = name.toLowerCase();
+  return l.length === 1 ? (COMPACT_FORMS[l] ?? l) : l;
+}
+
+/** Canonical spelling of a header name: known names as the RFCs write them, others Word-Capitalized. */
+export function canonicalName(name: string): string {
+  const k = headerKey(name);
+  const c = CANONICAL[k];
+  if (c) return c;
+  return k.replace(/(^|-)([a-z])/g, (_m, d: string, ch: string) => d + ch.toUpperCase());
+}
+
+/**
+ * Headers whose values are comma-separated lists (RFC 3261 §7.3.1), so that several header
+ * lines and one line with commas are equivalent. Authorization-style headers are NOT lists.
+ */
+export const LIST_HEADERS = new Set([
+  'via', 'route', 'record-route', 'contact', 'allow', 'supported', 'require', 'proxy-require',
+  'unsupported', 'accept', 'accept-encoding', 'accept-language', 'allow-events', 'content-encoding',
+  'in-reply-to', 'p-asserted-identity', 'path', 'service-route', 'history-info', 'diversion', 'reason',
+]);
+
+/** RFC 3261 §25.1 token characters. */
+export const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;

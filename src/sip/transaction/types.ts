@@ -1,0 +1,78 @@
+import type { SipRequest, SipResponse } from '../message/message.js';
+import type { Destination, Flow } from '../transport/types.js';
+
+/** RFC 3261 §17 + RFC 6026 §7 transaction states. */
+export type TransactionState =
+  | 'Calling'
+  | 'Trying'
+  | 'Proceeding'
+  | 'Accepted'
+  | 'Completed'
+  | 'Confirmed'
+  | 'Terminated';
+
+/** RFC 3261 §17.1.1.1 / Table 4. */
+export interface TimerSettings {
+  /** RTT estimate, default 500 ms */
+  T1: number;
+  /** max retransmit interval for non-INVITE requests and INVITE responses, default 4 s */
+  T2: number;
+  /** max duration a message remains in the network, default 5 s */
+  T4: number;
+}
+
+/** Events a client transaction reports to its TU. */
+export interface ClientTransactionUser {
+  /** Every response except those absorbed (retransmitted non-2xx finals, 100 is passed too). */
+  onResponse(res: SipResponse, flow: Flow): void;
+  /** Timer B/F fired with no final response (the TU typically fabricates a 408). */
+  onTimeout(): void;
+  /** §17.1.4: the transport could not send the request (connect/TLS failure, socket closed). */
+  onTransportError(err: Error): void;
+  /** The transaction reached Terminated and was removed (always called exactly once). */
+  onTerminated?(): void;
+}
+
+/** Events the transaction layer reports to the core (the TU on the server side). */
+export interface ServerCore {
+  /**
+   * A new request (not a retransmission). `txn` is null for requests that form no server
+   * transaction: ACK for a 2xx (§17.1.1.3 / RFC 6026 passes these up).
+   * For INVITE, 100 Trying has already been sent (when autoTrying is on).
+   */
+  onRequest(req: SipRequest, txn: ServerTransactionHandle | null, flow: Flow): void;
+  /**
+   * §9.2: a CANCEL matched a pending INVITE server transaction. The layer has already answered
+   * 200 to the CANCEL and, if the INVITE had no final response yet, 487 to the INVITE.
+   * `answered487` tells whether the 487 was sent by this call.
+   */
+  onCancel(cancel: SipRequest, invite: ServerTransactionHandle, answered487: boolean, flow: Flow): void;
+  /** A server transaction ended (final response delivered + timers done, or transport error). */
+  onServerTerminated?(txn: ServerTransactionHandle): void;
+}
+
+export interface ServerTransactionHandle {
+  readonly id: string;
+  readonly request: SipRequest;
+  readonly flow: Flow;
+  readonly state: TransactionState;
+  /** The last response sent (retransmitted on request retransmissions). */
+  readonly lastResponse: SipResponse | undefined;
+  /** True once a final (>=200) response was sent. */
+  readonly finalSent: boolean;
+  /** Sends a response through the transaction (RFC 3261 §17.2.1/§17.2.2 rules apply). */
+  respond(res: SipResponse): Promise<void>;
+}
+
+export interface ClientTransactionHandle {
+  readonly id: string;
+  readonly request: SipRequest;
+  readonly destination: Destination;
+  readonly state: TransactionState;
+  /** Flow the request went out on, once sent. */
+  readonly flow: Flow | undefined;
+  /** True once any provisional response arrived (CANCEL may then be sent, §9.1). */
+  readonly provisionalReceived: boolean;
+  /** Stops retransmissions and terminates without notifying onTimeout. Idempotent. */
+  close(): void;
+}
