@@ -8,7 +8,10 @@
 type Command = { default: (argv: string[]) => Promise<number> };
 
 // Each command lives in its own module, loaded only when used.
-const commands: Record<string, () => Promise<Command>> = {};
+const commands: Record<string, () => Promise<Command>> = {
+  run: () => import('./main.js'),
+  'sip-server': () => import('./drachtio/cli.js'),
+};
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

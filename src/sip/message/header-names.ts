@@ -14,10 +14,19 @@ const CANONICAL: Readonly<Record<string, string>> = {
   'p-preferred-identity': 'P-Preferred-Identity', 'mime-version': 'MIME-Version', 'sip-etag': 'SIP-ETag', 'sip-if-match': 'SIP-If-Match',
 };
 
+// Header names repeat on every message: remember the keys of the names seen (bounded, so a
+// peer inventing names cannot grow it without limit).
+const KEY_CACHE = new Map<string, string>();
+const KEY_CACHE_MAX = 1024;
+
 /** Lower-case, compact-form-expanded key used for lookups. */
 export function headerKey(name: string): string {
+  const hit = KEY_CACHE.get(name);
+  if (hit !== undefined) return hit;
   const l = name.toLowerCase();
-  return l.length === 1 ? (COMPACT_FORMS[l] ?? l) : l;
+  const k = l.length === 1 ? (COMPACT_FORMS[l] ?? l) : l;
+  if (KEY_CACHE.size < KEY_CACHE_MAX) KEY_CACHE.set(name, k);
+  return k;
 }
 
 /** Canonical spelling of a header name: known names as the RFCs write them, others Word-Capitalized. */

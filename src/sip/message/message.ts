@@ -1,6 +1,7 @@
 import { SipError } from './errors.js';
 import { LIST_HEADERS, canonicalName, headerKey } from './header-names.js';
-import { type NameAddr, parseNameAddr, splitList } from './name-addr.js';
+import { trimLws } from './lex.js';
+import { type NameAddr, parseNameAddr, splitList, splitListStrict } from './name-addr.js';
 import { type SipUri, parseUri } from './uri.js';
 import { type Via, parseVia } from './via.js';
 
@@ -27,7 +28,8 @@ export abstract class SipMessage {
   body: Buffer;
   /** The bytes this message was parsed from, if it came from the network. */
   raw?: Buffer;
-  #cache = new Map<string, unknown>();
+  // Typed views, parsed on first use; allocated lazily so parse-only paths pay nothing.
+  #cache: Map<string, unknown> | undefined;
 
   constructor(headers: HeaderField[] = [], body: Buffer = EMPTY) {
     this.headers = headers;
@@ -36,6 +38,14 @@ export abstract class SipMessage {
 
   abstract get isRequest(): boolean;
   abstract startLine(): string;
+
+  /** Number of header lines of `name` (compact forms included). */
+  count(name: string): number {
+    const k = headerKey(name);
+    let n = 0;
+    for (const h of this.headers) if (h.key === k) n++;
+    return n;
+  }
 
   has(name: string): boolean {
     const k = headerKey(name);
@@ -75,7 +85,7 @@ export abstract class SipMessage {
 
   add(name: string, value: string): this {
     const k = headerKey(name);
-    this.#cache.delete(k);
+    this.#cache?.delete(k);
     this.headers.push({ name: canonicalName(name), key: k, value });
     return this;
   }
@@ -83,7 +93,7 @@ export abstract class SipMessage {
   /** Inserts before the first line of the same header, or at the top (Via, Record-Route). */
   prepend(name: string, value: string): this {
     const k = headerKey(name);
-    this.#cache.delete(k);
+    this.#cache?.delete(k);
     const idx = this.headers.findIndex((h) => h.key === k);
     const f: HeaderField = { name: canonicalName(name), key: k, value };
     if (idx < 0) this.headers.unshift(f);
@@ -93,7 +103,7 @@ export abstract class SipMessage {
 
   remove(name: string): this {
     const k = headerKey(name);
-    this.#cache.delete(k);
+    this.#cache?.delete(k);
     for (let i = this.headers.length - 1; i >= 0; i--) if (this.headers[i]!.key === k) this.headers.splice(i, 1);
     return this;
   }
@@ -101,7 +111,7 @@ export abstract class SipMessage {
   /** Removes the first element of a list header (e.g. the top Via). */
   removeFirst(name: string): this {
     const k = headerKey(name);
-    this.#cache.delete(k);
+    this.#cache?.delete(k);
     const idx = this.headers.findIndex((h) => h.key === k);
     if (idx < 0) return this;
     const parts = splitList(this.headers[idx]!.value);
@@ -111,9 +121,10 @@ export abstract class SipMessage {
   }
 
   #cached<T>(key: string, make: () => T): T {
-    if (this.#cache.has(key)) return this.#cache.get(key) as T;
+    const c = (this.#cache ??= new Map());
+    if (c.has(key)) return c.get(key) as T;
     const v = make();
-    this.#cache.set(key, v);
+    c.set(key, v);
     return v;
   }
 
@@ -123,14 +134,30 @@ export abstract class SipMessage {
     return v;
   }
 
-  get callId(): string {
-    return this.#cached('call-id', () => this.#required('call-id').trim());
+  /** Every element of a list header, split strictly (empty elements are a 400), each parsed with `parse`. */
+  #list<T>(key: string, parse: (s: string) => T): T[] {
+    const out: T[] = [];
+    for (const h of this.headers) {
+      if (h.key !== key) continue;
+      for (const part of splitListStrict(h.value, canonicalName(key))) out.push(parse(part));
+    }
+    return out;
   }
 
+  /** RFC 3261 §20.8 `callid = word [ "@" word ]`; throws SipError 400 when missing or not a word. */
+  get callId(): string {
+    return this.#cached('call-id', () => {
+      const v = trimLws(this.#required('call-id'));
+      if (!CALL_ID_RE.test(v)) throw new SipError('SIP_ERR_BAD_HEADER', `malformed Call-ID: ${v.slice(0, 80)}`);
+      return v;
+    });
+  }
+
+  /** RFC 3261 §8.1.1.5/§20.16: sequence number below 2**31, method a token. */
   get cseq(): CSeq {
     return this.#cached('cseq', () => {
-      const m = /^\s*(\d{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*$/.exec(this.#required('cseq'));
-      if (!m || Number(m[1]) > 2 ** 31 - 1) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed CSeq');
+      const m = CSEQ_RE.exec(trimLws(this.#required('cseq')));
+      if (!m || m[1]!.length > 10 || Number(m[1]) > 2 ** 31 - 1) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed CSeq');
       return { seq: Number(m[1]), method: m[2]! };
     });
   }
@@ -151,12 +178,12 @@ export abstract class SipMessage {
     return this.to.params.get('tag') ?? undefined;
   }
 
-  /** All Via entries, top first. */
+  /** All Via entries, top first. Throws SipError 400 when missing or malformed (RFC 4475 §3.1.2.1). */
   get vias(): Via[] {
     return this.#cached('via', () => {
-      const all = this.getAll('via');
+      const all = this.#list('via', parseVia);
       if (all.length === 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
-      return all.map(parseVia);
+      return all;
     });
   }
 
@@ -164,20 +191,58 @@ export abstract class SipMessage {
     return this.vias[0]!;
   }
 
+  /** Contact addresses; the `*` wildcard of a REGISTER is left out. */
   get contacts(): NameAddr[] {
-    return this.#cached('contact', () => this.getAll('contact').filter((c) => c.trim() !== '*').map(parseNameAddr));
+    return this.#cached('contact', () => this.#list('contact', (c) => (c === '*' ? null : parseNameAddr(c))).filter((c): c is NameAddr => c !== null));
   }
 
+  /** Route entries, top first (RFC 3261 §20.34). */
+  get routes(): NameAddr[] {
+    return this.#cached('route', () => this.#list('route', parseNameAddr));
+  }
+
+  /** Record-Route entries, top first (RFC 3261 §20.30). */
+  get recordRoutes(): NameAddr[] {
+    return this.#cached('record-route', () => this.#list('record-route', parseNameAddr));
+  }
+
+  /** RFC 3261 §20.22; 0..255 (RFC 4475 §3.1.2.4). Throws SipError 400 for anything else. */
   get maxForwards(): number | undefined {
     const v = this.get('max-forwards');
     if (v === undefined) return undefined;
-    if (!/^\s*\d{1,3}\s*$/.test(v)) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed Max-Forwards');
-    return Number(v);
+    return parseDecimal(v, 255, 'Max-Forwards');
+  }
+
+  /** RFC 3261 §20.19 delta-seconds, 0..2**32-1. Throws SipError 400 when malformed or out of range. */
+  get expires(): number | undefined {
+    const v = this.get('expires');
+    if (v === undefined) return undefined;
+    return parseDecimal(v, 2 ** 32 - 1, 'Expires');
+  }
+
+  /** Content-Type as written (media type and parameters), or undefined. */
+  get contentType(): string | undefined {
+    return this.get('content-type');
+  }
+
+  /**
+   * RFC 3261 §20.17: `Date: rfc1123-date`, always GMT. Throws SipError 400 for any other form
+   * (RFC 4475 §3.1.2.12: a time zone such as EST is invalid).
+   */
+  get date(): Date | undefined {
+    const v = this.get('date');
+    if (v === undefined) return undefined;
+    const m = DATE_RE.exec(v);
+    const mon = m ? MONTHS.indexOf(m[3]!) : -1;
+    if (!m || mon < 0) throw new SipError('SIP_ERR_BAD_HEADER', `malformed Date: ${v.slice(0, 60)}`);
+    const d = new Date(Date.UTC(Number(m[4]), mon, Number(m[2]), Number(m[5]), Number(m[6]), Number(m[7])));
+    if (Number.isNaN(d.getTime()) || d.getUTCDate() !== Number(m[2])) throw new SipError('SIP_ERR_BAD_HEADER', `invalid Date: ${v.slice(0, 60)}`);
+    return d;
   }
 
   /** Invalidate cached typed views (after direct edits of `headers`). */
   invalidate(): void {
-    this.#cache.clear();
+    this.#cache = undefined;
   }
 
   /** RFC 3261 §7.5/§20.14: serialize; Content-Length is always recomputed in bytes. */
@@ -198,6 +263,27 @@ export abstract class SipMessage {
 }
 
 export const EMPTY: Buffer = Buffer.alloc(0);
+
+// callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" /
+//   "(" / ")" / "<" / ">" / ":" / "\\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
+const CALL_ID_RE = /^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+)?$/;
+const CSEQ_RE = /^(\d+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)$/;
+const DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** 1*DIGIT (leading zeros allowed, RFC 4475 §3.1.1.1) no greater than `max`; SipError 400 otherwise. */
+function parseDecimal(v: string, max: number, what: string): number {
+  const s = trimLws(v);
+  let n = 0;
+  if (s.length === 0) throw new SipError('SIP_ERR_BAD_HEADER', `malformed ${what}`);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) throw new SipError('SIP_ERR_BAD_HEADER', `malformed ${what}: ${s.slice(0, 40)}`);
+    n = n * 10 + c;
+    if (n > max) throw new SipError('SIP_ERR_BAD_HEADER', `${what} out of range: ${s.slice(0, 40)}`);
+  }
+  return n;
+}
 
 export class SipRequest extends SipMessage {
   method: string;

@@ -49,6 +49,19 @@ export interface ServerCore {
   onCancel(cancel: SipRequest, invite: ServerTransactionHandle, answered487: boolean, flow: Flow): void;
   /** A server transaction ended (final response delivered + timers done, or transport error). */
   onServerTerminated?(txn: ServerTransactionHandle): void;
+  /**
+   * A 2xx response to INVITE that matched no client transaction (its ICT already left the RFC 6026
+   * Accepted state, or it never existed): the dialog layer re-ACKs retransmitted 2xx
+   * (§13.2.2.4). Other unmatched responses are dropped (§18.1.2).
+   */
+  onStray2xx?(res: SipResponse, flow: Flow): void;
+  /**
+   * §17.2.1: timer H fired in Completed, "it implies that the ACK was never received": the
+   * transaction failed and is about to terminate.
+   */
+  onServerTimeout?(txn: ServerTransactionHandle): void;
+  /** §17.2.4: the transport could not send a response of this transaction; it terminates. */
+  onServerTransportError?(txn: ServerTransactionHandle, err: Error): void;
 }
 
 export interface ServerTransactionHandle {
@@ -62,6 +75,12 @@ export interface ServerTransactionHandle {
   readonly finalSent: boolean;
   /** Sends a response through the transaction (RFC 3261 §17.2.1/§17.2.2 rules apply). */
   respond(res: SipResponse): Promise<void>;
+  /**
+   * Terminates the transaction without sending anything more (e.g. silently discarding a
+   * request); later retransmissions of the request start a new transaction. Idempotent.
+   * Always present on the layer's transactions (optional only so test doubles may omit it).
+   */
+  close?(): void;
 }
 
 export interface ClientTransactionHandle {

@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { AppError } from '../util/errors.js';
+import { type Config, configSchema } from './schema.js';
+
+export class ConfigError extends AppError {
+  constructor(message: string) {
+    super('CONFIG_ERR_INVALID', message);
+  }
+}
+
+/** Environment overlay: variable → config path. Only these are read; nothing else is. */
+export const ENV_OVERLAY: Readonly<Record<string, string>> = {
+  TEAMS_GW_LOG_LEVEL: 'log.level',
+  TEAMS_GW_SIP_MODE: 'sipServer.mode',
+  TEAMS_GW_SIP_CONTACTS: 'sipServer.contacts',
+  TEAMS_GW_EXTERNAL_IP: 'sipServer.externalIp',
+  TEAMS_GW_DRACHTIO_HOST: 'sipServer.admin.host',
+  TEAMS_GW_DRACHTIO_PORT: 'sipServer.admin.port',
+  DRACHTIO_SECRET: 'sipServer.admin.secret',
+};
+
+function setPath(obj: Record<string, any>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = (o[p] ??= {});
+  o[parts.at(-1)!] = value;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/**
+ * Defaults ← config file (YAML or JSON) ← environment overlay, validated against the schema and
+ * frozen. Errors name the file (or variable) and the field.
+ */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Record<string, any> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${file}: cannot read (${(err as Error).message})`);
+    }
+    try {
+      raw = (parseYaml(text) as Record<string, any>) ?? {};
+    } catch (err) {
+      throw new ConfigError(`${file}: invalid YAML/JSON (${(err as Error).message.split('\n')[0]})`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: top level must be a mapping`);
+  }
+  for (const [name, path] of Object.entries(ENV_OVERLAY)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const value = path.endsWith('.port') ? Number(v) : path.endsWith('contacts') ? v.split(/\s+|,(?=sips?:)/).filter(Boolean) : v;
+    setPath(raw, path, value);
+  }
+  const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
+  const validate = ajv.compile(configSchema);
+  if (!validate(raw)) {
+    const where = file ?? 'environment';
+    const msgs = (validate.errors ?? []).map((e) => `${where}: ${e.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(root)'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}'` : ''}`);
+    throw new ConfigError(msgs.join('\n'));
+  }
+  return deepFreeze(raw as Config);
+}
+
+/** The defaults alone (what config/default.json must equal). */
+export function defaultConfig(): Config {
+  return loadConfig(undefined, {});
+}

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { createDrachtioServer } from './index.js';
+import { ConfigError, loadXmlConfig } from './conf-xml.js';
+import type { DrachtioServerOptions } from './types.js';
+
+const USAGE = `usage: teams-gw sip-server [options]
+  -f, --file <drachtio.conf.xml>        read the common subset of drachtio's XML config
+  --contact <sip-uri>                    SIP listen contact, repeatable (sip:127.0.0.1:5060;transport=udp,tcp)
+  --address <ip>                         admin (wire protocol) address [127.0.0.1]
+  --port <n>                             admin port [9022]
+  --secret <s>                           admin secret [$DRACHTIO_SECRET or cymru]
+  --external-ip <ip>                     advertised address for all contacts
+  --key-file, --cert-file, --chain-file  TLS material for transport=tls contacts
+  --loglevel <level>                     error|warn|info|debug [info]
+  --user-agent-options-auto-respond <ua> answer OPTIONS from this User-Agent with 200
+  --prometheus-scrape-port <[addr:]port> serve drachtio_* metrics on /metrics
+  --cdrs                                 send cdr:* events to apps
+`;
+
+/** Builds server options from drachtio-style flags (+ optional XML file); flags win over the file. */
+export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; loglevel: string; prometheus?: string } {
+  const { values } = parseArgs({
+    args: argv,
+    allowPositionals: false,
+    options: {
+      file: { type: 'string', short: 'f' },
+      contact: { type: 'string', multiple: true },
+      address: { type: 'string' },
+      port: { type: 'string' },
+      secret: { type: 'string' },
+      'external-ip': { type: 'string' },
+      'key-file': { type: 'string' },
+      'cert-file': { type: 'string' },
+      'chain-file': { type: 'string' },
+      loglevel: { type: 'string' },
+      'user-agent-options-auto-respond': { type: 'string' },
+      'prometheus-scrape-port': { type: 'string' },
+      cdrs: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) throw new UsageError(USAGE);
+  const xml = values.file ? loadXmlConfig(values.file) : undefined;
+  const contacts = values.contact?.length ? values.contact : (xml?.contacts ?? []);
+  if (contacts.length === 0) contacts.push('sip:127.0.0.1:5060;transport=udp,tcp');
+  const port = values.port ?? (xml?.admin?.port !== undefined ? String(xml.admin.port) : '9022');
+  if (!/^\d+$/.test(port)) throw new ConfigError(`--port: "${port}" is not a port number`);
+  const opts: DrachtioServerOptions = {
+    contacts,
+    admin: {
+      host: values.address ?? xml?.admin?.host ?? '127.0.0.1',
+      port: Number(port),
+      secret: values.secret ?? process.env.DRACHTIO_SECRET ?? xml?.admin?.secret ?? 'cymru',
+    },
+  };
+  const ext = values['external-ip'] ?? xml?.externalIp;
+  if (ext) opts.externalIp = ext;
+  const keyFile = values['key-file'] ?? xml?.tls?.keyFile;
+  const certFile = values['cert-file'] ?? xml?.tls?.certFile;
+  const chainFile = values['chain-file'] ?? xml?.tls?.chainFile;
+  if (keyFile || certFile) {
+    if (!keyFile || !certFile) throw new ConfigError('TLS needs both --key-file and --cert-file');
+    opts.tls = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
+    if (chainFile) opts.tls.chain = readFileSync(chainFile);
+  }
+  const ua = values['user-agent-options-auto-respond'] ?? xml?.userAgentOptionsAutoRespond;
+  if (ua) opts.userAgentOptionsAutoRespond = ua;
+  if (values.cdrs || xml?.cdrs) opts.cdrs = true;
+  if (xml?.spammers) opts.spammers = xml.spammers;
+  if (xml?.outboundProxy) opts.outboundProxy = xml.outboundProxy;
+  const prometheus = values['prometheus-scrape-port'] ?? (xml?.prometheusPort ? String(xml.prometheusPort) : undefined);
+  const out: { opts: DrachtioServerOptions; loglevel: string; prometheus?: string } = { opts, loglevel: values.loglevel ?? xml?.loglevel ?? 'info' };
+  if (prometheus) out.prometheus = prometheus;
+  return out;
+}
+
+class UsageError extends Error {}
+
+export default async function sipServerCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = optionsFromArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stdout.write(err.message);
+      return 0;
+    }
+    process.stderr.write(`teams-gw sip-server: ${(err as Error).message}\n${err instanceof ConfigError ? '' : USAGE}`);
+    return 2;
+  }
+  const logger = pino({ level: parsed.loglevel === 'notice' ? 'info' : parsed.loglevel, base: { svc: 'sip-server' } });
+  parsed.opts.logger = logger;
+  const server = await createDrachtioServer(parsed.opts);
+  let metrics: { close(): Promise<void> } | undefined;
+  if (parsed.prometheus) {
+    const { startDrachtioMetrics } = await import('./metrics.js');
+    metrics = await startDrachtioMetrics(server, parsed.prometheus);
+  }
+  const stop = async (sig: string) => {
+    logger.info({ sig }, 'shutting down');
+    await metrics?.close();
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  return -1;
+}

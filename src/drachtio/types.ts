@@ -1,0 +1,64 @@
+import type { Clock } from '../util/clock.js';
+import type { ListenPoint, TlsOptions } from '../sip/transport/types.js';
+import type { TimerSettings } from '../sip/transaction/types.js';
+
+/** Minimal pino-compatible logger shape (src/sip and src/drachtio never import pino). */
+export interface Logger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+  child?(bindings: Record<string, unknown>): Logger;
+  isLevelEnabled?(level: string): boolean;
+}
+
+export interface SpammerRule {
+  /** Header to inspect (User-Agent, From, To); undefined = any of them. */
+  header?: string;
+  /** Substrings that mark a spammer. */
+  values: string[];
+}
+
+export interface DrachtioServerOptions {
+  /**
+   * SIP contacts, drachtio syntax: `sip:127.0.0.10:5060;transport=udp,tcp`, `sips:host:5061;transport=tls`.
+   * Every protocol of a contact becomes its own listen point.
+   */
+  contacts: string[];
+  /** Admin (wire protocol) listener for srf.connect. */
+  admin: { host: string; port: number; secret: string };
+  /** TLS material for `transport=tls` contacts (also the client certificate on outbound TLS). */
+  tls?: TlsOptions;
+  /** Advertised address in Via/Contact/hostports instead of the bound one. */
+  externalIp?: string;
+  /** Auto-answer OPTIONS whose User-Agent equals this string with 200 (drachtio --user-agent-options-auto-respond). */
+  userAgentOptionsAutoRespond?: string;
+  /** Send cdr:* events to apps that route them. */
+  cdrs?: boolean;
+  spammers?: { action: 'reject' | 'discard'; tcpAction?: 'reject' | 'discard'; rules: SpammerRule[] };
+  /** Outbound proxy for all new out-of-dialog requests unless the app gives one. */
+  outboundProxy?: string;
+  /** Transaction timers (tests shorten T1). */
+  timers?: Partial<TimerSettings>;
+  clock?: Clock;
+  logger?: Logger;
+  /** UDP socket buffers (default 4 MiB). */
+  udpBufferBytes?: number;
+  /** Max SIP message size in bytes (default 65535). */
+  maxMessageBytes?: number;
+}
+
+export interface DrachtioServerStats {
+  appConnections: number;
+  clientTransactions: number;
+  serverTransactions: number;
+  dialogs: number;
+  pendingRequests: number;
+}
+
+export interface DrachtioServer {
+  readonly adminPort: number;
+  readonly listenPoints: ListenPoint[];
+  stats(): DrachtioServerStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,104 @@
+import { InvalidStateError } from '../../util/errors.js';
+import type { Flow } from '../transport/types.js';
+
+export type DialogState = 'Early' | 'Confirmed' | 'Terminated';
+export type DialogRole = 'uac' | 'uas';
+
+/**
+ * RFC 3261 §12: the state of one dialog as seen by one side.
+ * The dialog ID is (Call-ID, local tag, remote tag); the route set, remote target and the
+ * local/remote CSeq numbers are what later in-dialog requests are built from (§12.2).
+ */
+export class Dialog {
+  // §12.3 / RFC 3261 §12.1: early → confirmed on 2xx; either → terminated.
+  static readonly edges: Readonly<Record<DialogState, readonly DialogState[]>> = {
+    Early: ['Confirmed', 'Terminated'],
+    Confirmed: ['Terminated'],
+    Terminated: [],
+  };
+
+  #state: DialogState;
+  readonly role: DialogRole;
+  readonly callId: string;
+  readonly localTag: string;
+  remoteTag: string;
+  /** §12.1.1/§12.1.2: Record-Route values, in the order requests must carry them as Route. */
+  routeSet: string[];
+  /** Remote target URI (the peer's Contact), updated by target-refresh requests (§12.2). */
+  remoteTarget: string;
+  /** Local URI with tag as it appears in From (UAC) / To (UAS): full header value. */
+  localUri: string;
+  remoteUri: string;
+  /** Our Contact header value for this dialog. */
+  localContact: string;
+  /** §12.2.1.1: local CSeq; incremented for each new request. */
+  localSeq: number;
+  /** §12.2.2: remote CSeq; undefined until the first request from the peer. */
+  remoteSeq: number | undefined;
+  /** Whether this dialog was created by INVITE or SUBSCRIBE (or REFER's implicit subscription). */
+  readonly usage: 'invite' | 'subscribe';
+  /** The flow the dialog-creating message travelled (for TCP/TLS reuse). */
+  flow: Flow | undefined;
+  /** §12.1.1: secure (sips) dialog. */
+  secure = false;
+
+  constructor(init: {
+    role: DialogRole;
+    callId: string;
+    localTag: string;
+    remoteTag: string;
+    routeSet: string[];
+    remoteTarget: string;
+    localUri: string;
+    remoteUri: string;
+    localContact: string;
+    localSeq: number;
+    remoteSeq?: number;
+    usage: 'invite' | 'subscribe';
+    flow?: Flow;
+    state?: DialogState;
+  }) {
+    this.role = init.role;
+    this.callId = init.callId;
+    this.localTag = init.localTag;
+    this.remoteTag = init.remoteTag;
+    this.routeSet = init.routeSet;
+    this.remoteTarget = init.remoteTarget;
+    this.localUri = init.localUri;
+    this.remoteUri = init.remoteUri;
+    this.localContact = init.localContact;
+    this.localSeq = init.localSeq;
+    this.remoteSeq = init.remoteSeq;
+    this.usage = init.usage;
+    this.flow = init.flow;
+    this.#state = init.state ?? 'Confirmed';
+  }
+
+  get state(): DialogState {
+    return this.#state;
+  }
+
+  transition(to: DialogState): void {
+    if (to === this.#state) return;
+    if (!Dialog.edges[this.#state].includes(to)) throw new InvalidStateError(`dialog ${this.#state} → ${to} is not allowed`);
+    this.#state = to;
+  }
+
+  /** §12.2.1.1: "the CSeq number MUST be incremented by one" (an explicit value may raise it). */
+  nextSeq(explicit?: number): number {
+    if (explicit !== undefined && explicit > this.localSeq) this.localSeq = explicit;
+    else this.localSeq += 1;
+    return this.localSeq;
+  }
+
+  /**
+   * §12.2.2: a request whose CSeq is lower than the remote sequence number is out of order
+   * (answered 500). Returns false for such a request; records the number otherwise.
+   */
+  acceptRemoteSeq(seq: number, method: string): boolean {
+    if (method === 'ACK' || method === 'CANCEL') return true;
+    if (this.remoteSeq !== undefined && seq < this.remoteSeq) return false;
+    this.remoteSeq = seq;
+    return true;
+  }
+}

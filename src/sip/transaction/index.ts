@@ -1,0 +1,12 @@
+export * from './types.js';
+export * from './timers.js';
+export * from './timer-set.js';
+export { ClientTransaction, ServerTransaction, Transaction, type EdgeTable, type TransactionKind } from './transaction.js';
+export * from './invite-client.js';
+export * from './non-invite-client.js';
+export * from './invite-server.js';
+export * from './non-invite-server.js';
+export * from './transaction-layer.js';
+export * from './response.js';
+export * from './requests.js';
+export * from './status-reasons.js';

@@ -1,0 +1,171 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SipRequest, SipResponse, field } from '../../../../src/sip/message/index.js';
+import type { ConnectionInfo } from '../../../../src/sip/transport/tcp.js';
+import { TransportLayer, type TransportLayerOptions } from '../../../../src/sip/transport/transport-layer.js';
+import type { TlsOptions } from '../../../../src/sip/transport/types.js';
+import { type TestPki, createTestPki } from '../../../helpers/pki.js';
+import { collect, request, tlsPeer, until } from './net-helpers.js';
+
+const SRV = '127.0.1.30';
+const CLI = '127.0.1.31';
+const SNI = 'sbc.test.invalid';
+
+let dir: string;
+let pki: TestPki;
+let rogue: TestPki;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sip-tls-'));
+  pki = await createTestPki(join(dir, 'ok'), { server: { sans: [`DNS:${SNI}`, `IP:${SRV}`] }, client: { cn: 'peer.test.invalid', sans: ['DNS:peer.test.invalid'], eku: ['serverAuth', 'clientAuth'] } });
+  rogue = await createTestPki(join(dir, 'rogue'), { caCn: 'Rogue CA', server: { sans: [`DNS:${SNI}`, `IP:${SRV}`] } });
+}, 60_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+function serverTls(extra: Partial<TlsOptions> = {}): TlsOptions {
+  return { key: pki.server.key, cert: pki.server.cert, ca: pki.ca.cert, ...extra };
+}
+
+async function layer(host: string, t: TlsOptions, opts: Partial<TransportLayerOptions> = {}): Promise<TransportLayer> {
+  const tl = new TransportLayer({ listen: [{ protocol: 'tls', host, port: 0, tls: t }], ...opts });
+  cleanup.push(() => tl.close());
+  await tl.start();
+  return tl;
+}
+
+function options(n: string, from: string): SipRequest {
+  return new SipRequest('OPTIONS', `sip:${SNI}`, [
+    field('Via', `SIP/2.0/TLS ${from}:5061;branch=z9hG4bK${n}`),
+    field('Max-Forwards', '70'),
+    field('From', '<sip:peer@test.invalid>;tag=f1'),
+    field('To', `<sip:${SNI}>`),
+    field('Call-ID', `tls-${n}`),
+    field('CSeq', '1 OPTIONS'),
+  ]);
+}
+
+describe('TransportLayer over TLS', () => {
+  it('mutual TLS: a client without a certificate is rejected, one with a CA-signed certificate is accepted; SNI is seen', async () => {
+    const srv = await layer(SRV, serverTls({ requestClientCert: true, verifyPeer: true }));
+    const box = collect(srv);
+    const port = srv.listenPoints()[0]!.port;
+
+    // No client certificate: the handshake fails (TLS 1.3 reports it after the client's Finished).
+    const outcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host: SRV, port, servername: SNI, ca: pki.ca.cert, localAddress: CLI } as tls.ConnectionOptions);
+      s.on('error', (e) => resolve(`error: ${e.message}`));
+      s.on('close', () => resolve('closed'));
+      s.on('secureConnect', () => s.write(request({ via: `SIP/2.0/TLS ${CLI};branch=z9hG4bKnocert` })));
+      s.on('data', () => resolve('data'));
+    });
+    expect(outcome).not.toBe('data');
+    // A client certificate from another CA is rejected too.
+    const rogueOutcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host: SRV, port, servername: SNI, key: rogue.client.key, cert: rogue.client.cert, rejectUnauthorized: false, localAddress: CLI } as tls.ConnectionOptions);
+      s.on('error', () => resolve('error'));
+      s.on('close', () => resolve('closed'));
+      s.on('secureConnect', () => s.write(request({ via: `SIP/2.0/TLS ${CLI};branch=z9hG4bKrogue` })));
+    });
+    expect(rogueOutcome).not.toBe('data');
+    expect(box.length).toBe(0);
+
+    // The peer is a TransportLayer with its own TLS listen point: its certificate doubles as client cert.
+    const cli = await layer(CLI, { key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert, verifyPeer: true });
+    const flow = await cli.send(options('mtls', CLI), { protocol: 'tls', host: SRV, port, servername: SNI });
+    expect(flow).toMatchObject({ protocol: 'tls', reliable: true, remoteAddress: SRV, localAddress: CLI });
+    const got = await box.next();
+    expect(got.msg.callId).toBe('tls-mtls');
+    expect(got.flow.protocol).toBe('tls');
+    const info = srv.connection(got.flow.connectionId!) as ConnectionInfo;
+    expect(info.tls).toMatchObject({ servername: SNI, authorized: true, peerSubjectCN: 'peer.test.invalid' });
+    expect(info.tls?.protocol).toMatch(/^TLSv1\.[23]$/);
+    const outInfo = cli.connection(flow.connectionId!)!;
+    expect(outInfo.tls).toMatchObject({ authorized: true, peerSubjectCN: SNI });
+    expect(outInfo.direction).toBe('outbound');
+
+    // Response goes back over the same TLS connection.
+    const res = new SipResponse(200, 'OK');
+    for (const h of got.msg.headers) if (['via', 'from', 'to', 'call-id', 'cseq'].includes(h.key)) res.headers.push({ ...h });
+    const cliBox = collect(cli);
+    await srv.sendResponse(res, got.flow);
+    const back = await cliBox.next();
+    expect((back.msg as SipResponse).status).toBe(200);
+    expect(back.flow.connectionId).toBe(flow.connectionId);
+  });
+
+  it('without requestClientCert, any TLS client is served and the layer reports it unauthenticated', async () => {
+    const srv = await layer(SRV, serverTls());
+    const box = collect(srv);
+    const p = await tlsPeer({ host: SRV, port: srv.listenPoints()[0]!.port, localAddress: CLI, servername: SNI, ca: pki.ca.cert });
+    cleanup.push(() => p.close());
+    await p.write(request({ via: `SIP/2.0/TLS ${CLI};branch=z9hG4bKplain` }));
+    const got = await box.next();
+    expect(srv.connection(got.flow.connectionId!)!.tls).toMatchObject({ servername: SNI, authorized: false });
+    expect(srv.connection(got.flow.connectionId!)!.tls?.peerSubjectCN).toBeUndefined();
+  });
+
+  it('verifies the server against ca when verifyPeer is set: wrong name or untrusted CA fail with reason tls', async () => {
+    const good = await layer(SRV, serverTls());
+    const bad = await layer('127.0.1.32', { key: rogue.server.key, cert: rogue.server.cert });
+    const cli = await layer(CLI, { key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert, verifyPeer: true });
+    const gp = good.listenPoints()[0]!.port;
+    await expect(cli.send(options('v1', CLI), { protocol: 'tls', host: SRV, port: gp, servername: SNI })).resolves.toMatchObject({ protocol: 'tls' });
+    await expect(cli.send(options('v2', CLI), { protocol: 'tls', host: SRV, port: gp, servername: 'other.test.invalid' })).resolves.toMatchObject({ protocol: 'tls' });
+    // The second send reused the verified connection (same ip:port), so check a fresh layer for the name mismatch.
+    const cli2 = await layer('127.0.1.33', { key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert, verifyPeer: true });
+    await expect(cli2.send(options('v3', '127.0.1.33'), { protocol: 'tls', host: SRV, port: gp, servername: 'other.test.invalid' })).rejects.toMatchObject({
+      code: 'SIP_ERR_TRANSPORT',
+      reason: 'tls',
+    });
+    await expect(cli2.send(options('v4', '127.0.1.33'), { protocol: 'tls', host: '127.0.1.32', port: bad.listenPoints()[0]!.port, servername: SNI })).rejects.toMatchObject({
+      code: 'SIP_ERR_TRANSPORT',
+      reason: 'tls',
+    });
+    // Without verifyPeer the rogue server is accepted (drachtio-compatible default).
+    const lax = await layer('127.0.1.34', { key: pki.client.key, cert: pki.client.cert });
+    await expect(lax.send(options('v5', '127.0.1.34'), { protocol: 'tls', host: '127.0.1.32', port: bad.listenPoints()[0]!.port, servername: SNI })).resolves.toMatchObject({ protocol: 'tls' });
+  });
+
+  it('rejects with reason timeout when the server never completes the handshake', async () => {
+    const mute = net.createServer((s) => s.on('error', () => undefined));
+    await new Promise<void>((r) => mute.listen(0, '127.0.1.35', r));
+    const sockets: net.Socket[] = [];
+    mute.on('connection', (s) => sockets.push(s));
+    cleanup.push(() => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      mute.close(() => r());
+    }));
+    const cli = await layer(CLI, { key: pki.client.key, cert: pki.client.cert }, { connectTimeoutMs: 300 });
+    const t0 = Date.now();
+    await expect(cli.send(options('mute', CLI), { protocol: 'tls', host: '127.0.1.35', port: (mute.address() as net.AddressInfo).port })).rejects.toMatchObject({
+      code: 'SIP_ERR_TRANSPORT',
+      reason: 'timeout',
+    });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
+    expect(cli.stats.connectionsOpen).toBe(0);
+  });
+
+  it('closes a TLS connection whose handshake never starts within headerTimeoutMs', async () => {
+    const srv = await layer(SRV, serverTls(), { headerTimeoutMs: 300 });
+    const s = net.connect({ host: SRV, port: srv.listenPoints()[0]!.port, localAddress: CLI });
+    let closed = false;
+    s.on('error', () => undefined);
+    s.on('close', () => (closed = true));
+    cleanup.push(() => void s.destroy());
+    const t0 = Date.now();
+    await until(() => closed, 3000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+  });
+});
