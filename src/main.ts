@@ -5,20 +5,44 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createDrachtioServer, type DrachtioServer } from './drachtio/index.js';
+import { type Admission, MemoryAdmission, RedisAdmission } from './gateway/admission.js';
 import { createGatewayApp } from './gateway/app.js';
+import type { CallSession } from './gateway/call-session.js';
+import type { GatewayContext } from './gateway/context.js';
+import type { MediaService } from './gateway/media-port.js';
+import { Resolver } from './gateway/resolver.js';
+import { TeamsProxyList } from './gateway/teams-proxies.js';
 import { createLogger } from './observability/logger.js';
+import { createRedisClient, createTenantStore, redisOptionsFromEnv, type TenantStore } from './tenants/index.js';
 
 const require = createRequire(import.meta.url);
 
 export interface Gateway {
   server?: DrachtioServer;
   srf: any;
+  ctx: GatewayContext;
+  /** SIGTERM behaviour: refuse new calls (503), wait for calls to end (at most drainSeconds), close. */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
+export interface GatewayDeps {
+  /** Media anchoring; built from config.media when not given. */
+  media?: MediaService;
+  tenants?: TenantStore;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Composition root: config → logger → SIP server (embedded or external) → call-control app. */
-export async function startGateway(config: Config): Promise<Gateway> {
+export async function startGateway(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
   const logger = createLogger(config.log.level, { svc: 'teams-gw' });
+  const env = deps.env ?? process.env;
+  const tenants = deps.tenants ?? createTenantStore({ env, logger: logger.child({ component: 'tenants' }) });
+  await tenants.start();
+  const redisOpts = redisOptionsFromEnv(env);
+  const redis = redisOpts ? createRedisClient(redisOpts) : undefined;
+  const admission: Admission = redis ? new RedisAdmission(redis as any, { namespace: env.TEAMS_GW_TENANTS_NAMESPACE ?? 'tg' }) : new MemoryAdmission();
+  const media = deps.media ?? (await createMedia(config, logger));
   const sc = config.sipServer;
   let server: DrachtioServer | undefined;
   let admin = { host: sc.admin.host, port: sc.admin.port, secret: sc.admin.secret };
@@ -48,7 +72,19 @@ export async function startGateway(config: Config): Promise<Gateway> {
   }
   const Srf = require('drachtio-srf');
   const srf = new Srf();
-  createGatewayApp(srf, { logger });
+  const ctx: GatewayContext = {
+    srf,
+    config,
+    log: logger,
+    tenants,
+    admission,
+    media,
+    resolver: new Resolver(config.teams.hosts),
+    teamsProxies: new TeamsProxyList(config.teams.proxies),
+    calls: new Set<CallSession>(),
+    draining: false,
+  };
+  createGatewayApp(srf, ctx);
   await new Promise<void>((resolve, reject) => {
     const onConnect = (err: Error | null, hostport: string) => {
       if (err) return reject(err);
@@ -60,16 +96,36 @@ export async function startGateway(config: Config): Promise<Gateway> {
     srf.connect({ host: admin.host, port: admin.port, secret: admin.secret });
   });
   let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await Promise.all([...ctx.calls].map((c) => c.close('gateway')));
+    srf.disconnect();
+    await server?.close();
+    await media?.close();
+    await admission.close();
+    await tenants.close();
+    redis?.disconnect();
+  };
   return {
     server,
     srf,
-    async close() {
-      if (closed) return;
-      closed = true;
-      srf.disconnect();
-      await server?.close();
+    ctx,
+    async drain() {
+      ctx.draining = true;
+      const deadline = Date.now() + config.shutdown.drainSeconds * 1000;
+      logger.info({ calls: ctx.calls.size, drainSeconds: config.shutdown.drainSeconds }, 'draining: new calls get 503');
+      while (ctx.calls.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      await close();
     },
+    close,
   };
+}
+
+/** rtpengine-backed media from config (undefined when no rtpengine is configured). */
+async function createMedia(config: Config, _logger: ReturnType<typeof createLogger>): Promise<MediaService | undefined> {
+  if (config.media.rtpengines.length === 0) return undefined;
+  return undefined;
 }
 
 export default async function runCommand(argv: string[]): Promise<number> {
@@ -83,7 +139,7 @@ export default async function runCommand(argv: string[]): Promise<number> {
   }
   const gw = await startGateway(config);
   const stop = async () => {
-    await gw.close();
+    await gw.drain();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());

@@ -59,6 +59,72 @@ export const configSchema = {
         prometheusScrapePort: { type: 'string', default: '' },
       },
     },
+    teams: {
+      description: 'Microsoft Teams Direct Routing side.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        proxies: {
+          description: 'Teams SIP proxies in failover order (government clouds: replace the list).',
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['host'],
+            properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535, default: 5061 } },
+          },
+          default: [
+            { host: 'sip.pstnhub.microsoft.com', port: 5061 },
+            { host: 'sip2.pstnhub.microsoft.com', port: 5061 },
+            { host: 'sip3.pstnhub.microsoft.com', port: 5061 },
+          ],
+        },
+        hosts: {
+          description: 'Resolver override: host name → IP address (tests, split-horizon DNS).',
+          type: 'object',
+          additionalProperties: { type: 'string' },
+          default: {},
+        },
+        signalingPort: { description: 'The SBC TLS port Teams sees (in Contact).', type: 'integer', minimum: 1, maximum: 65535, default: 5061 },
+        sbcHeader: { description: 'X-MS-SBC value (Vendor/Product/Version).', type: 'string', default: 'TeamsDrGateway/teams-dr-gateway/0.1.0' },
+        sourceCidrs: {
+          description: 'Addresses Teams calls may come from (over TLS only).',
+          type: 'array',
+          items: { type: 'string' },
+          default: ['52.112.0.0/14', '52.120.0.0/14'],
+        },
+        nextHop: { description: 'Optional upstream certified SBC: every Teams-bound request goes there (sip:host:port;transport=tls).', type: 'string', default: '' },
+        inviteTimeoutMs: { description: 'No provisional from a Teams proxy within this time: try the next one.', type: 'integer', minimum: 100, default: 4000 },
+      },
+    },
+    carriers: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        unknownSource: { description: 'INVITE from an address no carrier owns: reject with 403, or drop silently (scanners).', enum: ['reject', 'drop'], default: 'reject' },
+        earlyMedia: { description: '183 with SDP from Teams toward carriers: pass, or convert to 180 without SDP.', enum: ['pass', 'convert-to-180'], default: 'pass' },
+      },
+    },
+    media: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        rtpengines: { description: 'rtpengine ng control addresses (host:port).', type: 'array', items: { type: 'string' }, default: ['127.0.0.1:22222'] },
+        required: { description: 'Without media anchoring calls are refused (503). false runs signaling-only (lab use).', type: 'boolean', default: true },
+      },
+    },
+    shutdown: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        drainSeconds: { description: 'On SIGTERM: refuse new calls with 503 and wait up to this long for calls to end.', type: 'integer', minimum: 0, default: 30 },
+      },
+    },
   },
 } as const;
 
@@ -73,4 +139,16 @@ export interface Config {
     cdrs: boolean;
     prometheusScrapePort: string;
   };
+  teams: {
+    proxies: { host: string; port: number }[];
+    hosts: Record<string, string>;
+    signalingPort: number;
+    sbcHeader: string;
+    sourceCidrs: string[];
+    nextHop: string;
+    inviteTimeoutMs: number;
+  };
+  carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180' };
+  media: { rtpengines: string[]; required: boolean };
+  shutdown: { drainSeconds: number };
 }

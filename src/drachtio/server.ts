@@ -370,8 +370,11 @@ export class DrachtioServerImpl implements DrachtioServer {
     // transaction ends and nothing leaks).
     n.timer = this.clock.setTimeout(() => {
       if (this.netTxns.get(n.id) === n && !n.txn.finalSent) {
-        this.log.warn({ callId: req.callId, method: req.method }, 'app did not answer within 64 s');
-        void this.#respondLocal(n, 408);
+        // drachtio drops the pending state silently: an app may deliberately never answer
+        // (e.g. INVITEs from scanners). The transaction is closed without a final response.
+        this.log.warn({ callId: req.callId, method: req.method }, 'app did not answer within 64 s; dropping the request');
+        this.#dropNetTxn(n);
+        n.txn.close?.();
       }
     }, APP_TIMEOUT_MS);
     this.netTxns.set(n.id, n);
@@ -614,7 +617,12 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (bodyErr) return app.reply(msgId, ['NOK', bodyErr]);
 
     const dest: Destination = { protocol: lp.protocol, host, port, localAddress: lp.host, localPort: lp.port };
-    if (lp.protocol === 'tls' && !isIP(target.host)) dest.servername = target.host;
+    // TLS SNI: the target's name; when the target is an address (an outbound proxy given as
+    // an IP), the Request-URI host names the service.
+    if (lp.protocol === 'tls') {
+      const sni = !isIP(target.host) ? target.host : ruri.scheme !== 'tel' && !isIP(ruri.host) ? ruri.host : undefined;
+      if (sni) dest.servername = sni;
+    }
     const t: AppTxn = { id: newUuid(), app, req, dest, dialogId: '', canceled: false, lp };
     if (method === 'INVITE' || method === 'SUBSCRIBE') t.dialogId = `${req.callId};from-tag=${req.fromTag}`;
     this.appTxns.set(t.id, t);

@@ -1,20 +1,60 @@
 import type { Logger } from 'pino';
+import { CidrTable, parseCidr } from '../tenants/ip.js';
+import type { GatewayContext } from './context.js';
+import { reason } from './context.js';
+import { handleCarrierInvite } from './inbound.js';
+import { handleTeamsInvite } from './outbound.js';
 
 /** The subset of drachtio-srf the gateway app uses (drachtio-srf ships no types). */
 export interface SrfLike {
   options(handler: (req: any, res: any) => void): void;
+  invite(handler: (req: any, res: any) => void): void;
   on(event: string, fn: (...args: any[]) => void): void;
 }
 
 export const GATEWAY_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE, PRACK';
 
+/** Matches a source address against CIDR lists. */
+export function cidrMatcher(cidrs: string[]): (ip: string) => boolean {
+  const entries = cidrs.map((c) => parseCidr(c)).filter((c) => c !== undefined).map((cidr) => ({ cidr: cidr!, value: true }));
+  const table = new CidrTable(entries);
+  return (ip) => table.lookup(ip) === true;
+}
+
 /**
- * The call-control app. It talks to the SIP server only through drachtio-srf. For now it
- * answers OPTIONS (keep-alives from Teams and carriers); call routing is added on top.
+ * The call-control app. It talks to the SIP server only through drachtio-srf: OPTIONS are
+ * answered, INVITEs are classified by source (Teams ranges over TLS, or a carrier's addresses)
+ * and handed to the matching call flow.
  */
-export function createGatewayApp(srf: SrfLike, deps: { logger: Logger }): void {
+export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: Logger }): void {
+  const log = 'log' in ctx ? ctx.log : ctx.logger;
   srf.options((req, res) => {
-    deps.logger.debug({ callId: req.get('Call-ID'), from: req.source_address }, 'OPTIONS');
+    log.debug({ callId: req.get('Call-ID'), from: req.source_address }, 'OPTIONS');
     res.send(200, { headers: { Allow: GATEWAY_ALLOW, Accept: 'application/sdp' } });
+  });
+  if (!('log' in ctx)) return;
+  const fromTeams = cidrMatcher(ctx.config.teams.sourceCidrs);
+  srf.invite((req, res) => {
+    const src: string = req.source_address;
+    if (fromTeams(src)) {
+      // §5: Teams connects over TLS only.
+      if (req.protocol !== 'tls') {
+        res.send(403, { headers: { Reason: reason(21, 'Teams traffic must use TLS') } });
+        return;
+      }
+      void handleTeamsInvite(ctx, req, res);
+      return;
+    }
+    const carrier = ctx.tenants.carrierBySourceIp(src);
+    if (carrier) {
+      void handleCarrierInvite(ctx, req, res, carrier);
+      return;
+    }
+    if (ctx.config.carriers.unknownSource === 'drop') {
+      ctx.log.info({ src, callId: req.get('Call-ID') }, 'INVITE from unknown source dropped');
+      return; // no final response: scanners learn nothing
+    }
+    ctx.log.info({ src, callId: req.get('Call-ID') }, 'INVITE from unknown source rejected');
+    res.send(403, { headers: { Reason: reason(21, 'Source address not allowed') } });
   });
 }

@@ -139,7 +139,7 @@ export abstract class SipMessage {
     const out: T[] = [];
     for (const h of this.headers) {
       if (h.key !== key) continue;
-      for (const part of splitListStrict(h.value, canonicalName(key))) out.push(parse(part));
+      for (const part of splitListStrict(h.value, key)) out.push(parse(part));
     }
     return out;
   }

@@ -1,4 +1,5 @@
 import { SipError } from './errors.js';
+import { canonicalName } from './header-names.js';
 import { SCHEME_PREFIX_RE, hasLws, isTokenChar, isWsp, trimLws } from './lex.js';
 import { type Params, formatParams, parseParamsStrict, quotedEnd } from './params.js';
 
@@ -127,6 +128,12 @@ export function splitList(value: string): string[] {
  * `<` is a syntax error (SipError 400). Used by the typed list views (Via, Contact, Route ...).
  */
 export function splitListStrict(value: string, header: string): string[] {
+  // Fast path: one element, nothing to balance (the common Via/Route/Contact line).
+  if (value.indexOf(',') < 0 && value.indexOf('"') < 0 && value.indexOf('<') < 0) {
+    const one = trimLws(value);
+    if (!one) throw bad(`empty element in ${canonicalName(header)}`, value);
+    return [one];
+  }
   const out: string[] = [];
   let depth = 0;
   let quoted = false;
@@ -143,9 +150,9 @@ export function splitListStrict(value: string, header: string): string[] {
     else if (c === 60) depth++;
     else if (c === 62) depth = Math.max(0, depth - 1);
     else if (c === 44 && (depth === 0 || i === n)) {
-      if (i === n && (quoted || depth > 0)) throw bad(`unbalanced quote or <> in ${header}`, value);
+      if (i === n && (quoted || depth > 0)) throw bad(`unbalanced quote or <> in ${canonicalName(header)}`, value);
       const part = trimLws(value.slice(start, i));
-      if (!part) throw bad(`empty element in ${header}`, value);
+      if (!part) throw bad(`empty element in ${canonicalName(header)}`, value);
       out.push(part);
       start = i + 1;
     }

@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { TenantStore } from '../tenants/index.js';
+import type { Admission } from './admission.js';
+import type { CallSession } from './call-session.js';
+import type { MediaService } from './media-port.js';
+import type { Resolver } from './resolver.js';
+import type { TeamsProxyList } from './teams-proxies.js';
+
+/** Everything a call handler needs; built once by the composition root. */
+export interface GatewayContext {
+  srf: any;
+  config: Config;
+  log: Logger;
+  tenants: TenantStore;
+  admission: Admission;
+  media: MediaService | undefined;
+  resolver: Resolver;
+  teamsProxies: TeamsProxyList;
+  calls: Set<CallSession>;
+  /** true after SIGTERM: new calls get 503. */
+  draining: boolean;
+}
+
+/** Q.850-style Reason header value for a rejection we generate. */
+export function reason(cause: number, text: string): string {
+  return `Q.850;cause=${cause};text="${text.replace(/"/g, "'")}"`;
+}
+
+/** Our Allow set toward Teams; REFER/NOTIFY only when the tenant advertises REFER (Teams §4.8). */
+export function teamsAllow(advertiseRefer: boolean): string {
+  return ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', ...(advertiseRefer ? ['REFER', 'NOTIFY'] : [])].join(', ');
+}
