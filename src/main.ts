@@ -12,6 +12,7 @@ import type { GatewayContext } from './gateway/context.js';
 import type { MediaService } from './gateway/media-port.js';
 import { Resolver } from './gateway/resolver.js';
 import { TeamsProxyList } from './gateway/teams-proxies.js';
+import { DEFAULT_MEDIA_PROFILES, type MediaProfilesOverride, RtpenginePool, mergeMediaProfiles, validateMediaProfiles } from './media/index.js';
 import { createLogger } from './observability/logger.js';
 import { createRedisClient, createTenantStore, redisOptionsFromEnv, type TenantStore } from './tenants/index.js';
 
@@ -123,9 +124,21 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
 }
 
 /** rtpengine-backed media from config (undefined when no rtpengine is configured). */
-async function createMedia(config: Config, _logger: ReturnType<typeof createLogger>): Promise<MediaService | undefined> {
+async function createMedia(config: Config, logger: ReturnType<typeof createLogger>): Promise<MediaService | undefined> {
   if (config.media.rtpengines.length === 0) return undefined;
-  return undefined;
+  const profiles = config.media.profiles as MediaProfilesOverride;
+  validateMediaProfiles(mergeMediaProfiles(DEFAULT_MEDIA_PROFILES, profiles));
+  const pool = new RtpenginePool({
+    instances: config.media.rtpengines,
+    commandTimeoutMs: config.media.commandTimeoutMs,
+    healthIntervalMs: config.media.healthIntervalMs,
+    failuresBeforeDown: config.media.failuresBeforeDown,
+    collectStatsOnDelete: true,
+    profiles,
+    logger: logger.child({ component: 'media' }),
+  });
+  await pool.checkHealth();
+  return pool;
 }
 
 export default async function runCommand(argv: string[]): Promise<number> {

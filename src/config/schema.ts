@@ -114,7 +114,14 @@ export const configSchema = {
       default: {},
       properties: {
         rtpengines: { description: 'rtpengine ng control addresses (host:port).', type: 'array', items: { type: 'string' }, default: ['127.0.0.1:22222'] },
-        required: { description: 'Without media anchoring calls are refused (503). false runs signaling-only (lab use).', type: 'boolean', default: true },
+        commandTimeoutMs: { description: 'rtpengine ng command timeout.', type: 'integer', minimum: 50, default: 1000 },
+        healthIntervalMs: { description: 'rtpengine ping interval.', type: 'integer', minimum: 100, default: 5000 },
+        failuresBeforeDown: { description: 'Failed pings before an rtpengine is marked down.', type: 'integer', minimum: 1, default: 2 },
+        profiles: {
+          description: 'rtpengine flag profiles per leg (carrier, teams, common): data, merged over the built-in defaults (src/media/profiles.ts).',
+          type: 'object',
+          default: {},
+        },
       },
     },
     shutdown: {
@@ -149,6 +156,6 @@ export interface Config {
     inviteTimeoutMs: number;
   };
   carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180' };
-  media: { rtpengines: string[]; required: boolean };
+  media: { rtpengines: string[]; commandTimeoutMs: number; healthIntervalMs: number; failuresBeforeDown: number; profiles: Record<string, unknown> };
   shutdown: { drainSeconds: number };
 }
