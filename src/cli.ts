@@ -11,6 +11,9 @@ type Command = { default: (argv: string[]) => Promise<number> };
 const commands: Record<string, () => Promise<Command>> = {
   run: () => import('./main.js'),
   'sip-server': () => import('./drachtio/cli.js'),
+  tenants: () => import('./tenants/cli.js'),
+  status: () => import('./ops/status-cli.js'),
+  check: () => import('./ops/check-cli.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

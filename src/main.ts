@@ -7,13 +7,15 @@ import type { Config } from './config/schema.js';
 import { createDrachtioServer, type DrachtioServer } from './drachtio/index.js';
 import { type Admission, MemoryAdmission, RedisAdmission } from './gateway/admission.js';
 import { createGatewayApp } from './gateway/app.js';
-import type { CallSession } from './gateway/call-session.js';
 import type { GatewayContext } from './gateway/context.js';
 import type { MediaService } from './gateway/media-port.js';
 import { Resolver } from './gateway/resolver.js';
 import { TeamsProxyList } from './gateway/teams-proxies.js';
 import { DEFAULT_MEDIA_PROFILES, type MediaProfilesOverride, RtpenginePool, mergeMediaProfiles, validateMediaProfiles } from './media/index.js';
 import { createLogger } from './observability/logger.js';
+import { ObservedCallSet } from './ops/call-observer.js';
+import { ObservedAdmission } from './ops/observed-admission.js';
+import { type Ops, startOps } from './ops/ops.js';
 import { createRedisClient, createTenantStore, redisOptionsFromEnv, type TenantStore } from './tenants/index.js';
 
 const require = createRequire(import.meta.url);
@@ -22,6 +24,7 @@ export interface Gateway {
   server?: DrachtioServer;
   srf: any;
   ctx: GatewayContext;
+  ops: Ops;
   /** SIGTERM behaviour: refuse new calls (503), wait for calls to end (at most drainSeconds), close. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -73,6 +76,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   }
   const Srf = require('drachtio-srf');
   const srf = new Srf();
+  const calls = new ObservedCallSet();
   const ctx: GatewayContext = {
     srf,
     config,
@@ -82,10 +86,14 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     media,
     resolver: new Resolver(config.teams.hosts),
     teamsProxies: new TeamsProxyList(config.teams.proxies),
-    calls: new Set<CallSession>(),
+    calls,
     draining: false,
   };
   createGatewayApp(srf, ctx);
+  let sipConnected = false;
+  srf.on('connect', () => (sipConnected = true));
+  srf.on('reconnecting', () => (sipConnected = false));
+  srf.on('disconnect', () => (sipConnected = false));
   await new Promise<void>((resolve, reject) => {
     const onConnect = (err: Error | null, hostport: string) => {
       if (err) return reject(err);
@@ -96,10 +104,22 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     srf.on('error', (err: Error) => logger.warn({ err: err.message }, 'drachtio connection error'));
     srf.connect({ host: admin.host, port: admin.port, secret: admin.secret });
   });
+  const ops = await startOps({
+    config,
+    ctx,
+    logger,
+    ...(server ? { server } : {}),
+    ...(media instanceof RtpenginePool ? { pool: media } : {}),
+    ...(redis ? { redis: redis as any } : {}),
+    sipConnected: () => sipConnected,
+  });
+  calls.attach(ops.metrics, ops.cdr);
+  ctx.admission = new ObservedAdmission(admission, ops.metrics, redis !== undefined);
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    await ops.close();
     await Promise.all([...ctx.calls].map((c) => c.close('gateway')));
     srf.disconnect();
     await server?.close();
@@ -112,6 +132,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     server,
     srf,
     ctx,
+    ops,
     async drain() {
       ctx.draining = true;
       const deadline = Date.now() + config.shutdown.drainSeconds * 1000;
@@ -137,7 +158,12 @@ async function createMedia(config: Config, logger: ReturnType<typeof createLogge
     profiles,
     logger: logger.child({ component: 'media' }),
   });
-  await pool.checkHealth();
+  // The pool starts optimistic; confirm now so /ready and routing reflect reality from the start.
+  for (let i = 0; i < config.media.failuresBeforeDown; i++) {
+    await pool.checkHealth();
+    if (pool.stats().instances.every((s) => s.consecutiveFailures === 0)) break;
+  }
+  if (pool.liveInstances.length === 0) logger.warn({ rtpengines: config.media.rtpengines }, 'no rtpengine answers: calls will be refused with 503 until one does');
   return pool;
 }
 

@@ -124,6 +124,24 @@ export const configSchema = {
         },
       },
     },
+    ops: {
+      description: 'Operations: HTTP endpoint (/metrics, /health, /ready, /status, /check), OPTIONS health checks, CDRs.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        httpHost: { type: 'string', default: '127.0.0.1' },
+        httpPort: { type: 'integer', minimum: 0, maximum: 65535, default: 9090 },
+        optionsIntervalSec: { description: 'OPTIONS to each Teams proxy every N seconds (Teams expects 60).', type: 'number', exclusiveMinimum: 0, default: 60 },
+        optionsFailuresBeforeDown: { type: 'integer', minimum: 1, default: 2 },
+        optionsTimeoutMs: { type: 'integer', minimum: 100, default: 5000 },
+        optionsPerTenant: { description: 'Also send OPTIONS with each tenant FQDN as Contact (besides the carrier trunk FQDN).', type: 'boolean', default: false },
+        carrierOptionsIntervalSec: { description: 'OPTIONS to carrier targets every N seconds; 0 = off. Failed targets are skipped in routing.', type: 'number', minimum: 0, default: 0 },
+        cdrStream: { description: 'Redis stream for CDRs (when Redis is configured).', type: 'string', default: 'tg:cdrs' },
+        cdrStreamMaxLen: { type: 'integer', minimum: 1, default: 100000 },
+        dnsServers: { description: 'DNS servers for `teams-gw check` (empty: system resolver).', type: 'array', items: { type: 'string' }, default: [] },
+      },
+    },
     shutdown: {
       type: 'object',
       additionalProperties: false,
@@ -157,5 +175,17 @@ export interface Config {
   };
   carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180' };
   media: { rtpengines: string[]; commandTimeoutMs: number; healthIntervalMs: number; failuresBeforeDown: number; profiles: Record<string, unknown> };
+  ops: {
+    httpHost: string;
+    httpPort: number;
+    optionsIntervalSec: number;
+    optionsFailuresBeforeDown: number;
+    optionsTimeoutMs: number;
+    optionsPerTenant: boolean;
+    carrierOptionsIntervalSec: number;
+    cdrStream: string;
+    cdrStreamMaxLen: number;
+    dnsServers: string[];
+  };
   shutdown: { drainSeconds: number };
 }

@@ -4,8 +4,9 @@
  * where exact numbers come from when they are not all held in memory.
  *
  * Number lookup order: exact number, then range, then longest prefix. Validation guarantees no
- * number is covered by two tenants, so the order only decides the search, never the answer;
- * that is also what lets a snapshot answer from ranges/prefixes when Redis is down.
+ * number is covered by two tenants, so the order never changes the answer. That lets a snapshot
+ * whose exact numbers live in Redis try its in-memory ranges and prefixes first: a match there is
+ * final (no round trip, and it still works while Redis is down); only a non-match asks Redis.
  */
 import { CidrTable, parseCidr } from './ip.js';
 import { parseDid, toDigits } from './numbers.js';
@@ -262,6 +263,13 @@ export class TenantSnapshot {
       this.stats.hits++;
       return this.index.tenantAt(ex >= 0 ? ex : this.index.matchLocal(d)) ?? null;
     }
+    // Exact numbers are not all in memory. A range/prefix match is still final: validation
+    // rejects an exact number of another tenant inside it, so only a non-match needs Redis.
+    const local = this.index.matchLocal(d);
+    if (local >= 0) {
+      this.stats.hits++;
+      return this.index.tenantAt(local)!;
+    }
     const c = this.#cached(d);
     if (c === undefined) return undefined;
     this.stats.hits++;
@@ -283,16 +291,13 @@ export class TenantSnapshot {
       }
       t = r;
     } catch (err) {
-      // No overlap across tenants (validation), so a range/prefix match is the right answer
-      // even without knowing the exact numbers; only "no match" needs Redis to be sure.
-      const local = this.index.matchLocal(d);
-      if (local >= 0) return this.index.tenantAt(local);
+      // Ranges and prefixes were already checked (byNumberSync): only "is it an exact number?"
+      // is left, and without Redis that cannot be answered either way.
       if (err instanceof TenantStoreUnavailableError) throw err;
       throw new TenantStoreUnavailableError(`cannot look up ${e164}: tenant store unreachable`, { cause: err });
     }
-    const idx = t >= 0 ? t : this.index.matchLocal(d);
-    this.#remember(d, idx);
-    return this.index.tenantAt(idx);
+    this.#remember(d, t);
+    return this.index.tenantAt(t);
   }
 
   byFqdn(fqdn: string): Tenant | undefined {

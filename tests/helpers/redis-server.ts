@@ -52,7 +52,10 @@ process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export async function startRedisServer(opts: { host?: string; port?: number; args?: string[] } = {}): Promise<RedisServerHandle> {
+/** `configFile` goes first on the command line (redis-server requires it there), e.g. a sentinel.conf. */
+export async function startRedisServer(
+  opts: { host?: string; port?: number; configFile?: string; args?: string[] } = {},
+): Promise<RedisServerHandle> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? (await freePort(host));
   let proc: ChildProcess | undefined;
@@ -60,13 +63,21 @@ export async function startRedisServer(opts: { host?: string; port?: number; arg
   const launch = async (): Promise<void> => {
     const p = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...(opts.args ?? [])],
+      [
+        ...(opts.configFile ? [opts.configFile] : []),
+        '--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
+        ...(opts.args ?? []),
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     live.add(p);
     p.once('exit', () => live.delete(p));
     proc = p;
-    await waitForPort(host, port, 5000, p);
+    let stderr = '';
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitForPort(host, port, 5000, p).catch((e: Error) => {
+      throw new Error(`${e.message}${stderr ? `: ${stderr.trim()}` : ''}`);
+    });
   };
   const kill = async (): Promise<void> => {
     const p = proc;

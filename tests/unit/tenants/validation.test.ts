@@ -254,6 +254,18 @@ describe('tenant config validation: each rule has its exact message', () => {
     expect(ps[0]!.line).toBeGreaterThanOrEqual(3);
   });
 
+  it('a broken document does not hide the other documents of its file', () => {
+    const text = `${SETTINGS}---\n${CARRIERS}---\ntenants:\n  - id: a\n    name: [unclosed\n`;
+    const r = loadConfigTexts([{ file: 'all.yaml', text }]);
+    expect(r.problems.map((p) => p.rule)).toEqual(['yaml']); // no "no settings block", no unknown carriers
+    expect(r.problems[0]!.message.startsWith('YAML syntax error: ')).toBe(true);
+  });
+
+  it('duplicate keys are a YAML error', () => {
+    const p = only(check('tenants:\n  - id: a\n    id: b\n    name: A\n    fqdn: a.customers.example.net\n'));
+    expect(p).toMatchObject({ line: 3, rule: 'yaml', message: 'YAML syntax error: Map keys must be unique' });
+  });
+
   it('reports every problem at once, across files, sorted by file and line', () => {
     const carriers = `carriers:
   - name: alpha

@@ -1,0 +1,3 @@
+import { checkCommand } from './cli.js';
+
+export default checkCommand;

@@ -1,0 +1,3 @@
+import { statusCommand } from './cli.js';
+
+export default statusCommand;
