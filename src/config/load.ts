@@ -1,14 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { AppError } from '../util/errors.js';
+import { ConfigError } from '../util/errors.js';
 import { type Config, configSchema } from './schema.js';
 
-export class ConfigError extends AppError {
-  constructor(message: string) {
-    super('CONFIG_ERR_INVALID', message);
-  }
-}
+export { ConfigError };
 
 /** Environment overlay: variable → config path. Only these are read; nothing else is. */
 export const ENV_OVERLAY: Readonly<Record<string, string>> = {
@@ -66,7 +62,11 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
   const validate = ajv.compile(configSchema);
   if (!validate(raw)) {
     const where = file ?? 'environment';
-    const msgs = (validate.errors ?? []).map((e) => `${where}: ${e.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(root)'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}'` : ''}`);
+    const msgs = (validate.errors ?? []).map((e) => {
+      const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      if (e.keyword === 'additionalProperties') return `${where}: ${path ? `${path}.` : ''}${String(e.params.additionalProperty)}: unknown setting`;
+      return `${where}: ${path || '(root)'} ${e.message}`;
+    });
     throw new ConfigError(msgs.join('\n'));
   }
   return deepFreeze(raw as Config);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { XMLParser } from 'fast-xml-parser';
-import { AppError } from '../util/errors.js';
+import { ConfigError } from '../util/errors.js';
 import type { SpammerRule } from './types.js';
 
 /** What we take from drachtio.conf.xml: the common subset (issue: SIP contacts, admin, TLS, cdrs, spammers). */
@@ -17,11 +17,7 @@ export interface XmlConfig {
   prometheusPort?: number;
 }
 
-export class ConfigError extends AppError {
-  constructor(message: string) {
-    super('CONFIG_ERR_INVALID', message);
-  }
-}
+export { ConfigError };
 
 const arr = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const text = (v: unknown): string | undefined => {

@@ -28,3 +28,10 @@ export class TimeoutError extends AppError {
 export function isAppError(e: unknown): e is AppError {
   return e instanceof AppError;
 }
+
+/** A configuration file or option is invalid; the message names the file (or flag) and field. */
+export class ConfigError extends AppError {
+  constructor(message: string) {
+    super('CONFIG_ERR_INVALID', message);
+  }
+}
