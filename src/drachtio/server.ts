@@ -17,7 +17,7 @@ import {
   validateMandatory,
 } from '../sip/message/index.js';
 import { createResponse } from '../sip/transaction/response.js';
-import { reasonPhrase } from '../sip/transaction/status-reasons.js';
+import { reasonPhrase } from '../sip/message/status.js';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ClientTransactionUser, ServerTransactionHandle, TimerSettings } from '../sip/transaction/types.js';
 import { TransportLayer } from '../sip/transport/transport-layer.js';
@@ -417,6 +417,15 @@ export class DrachtioServerImpl implements DrachtioServer {
   #onInDialogRequest(req: SipRequest, txn: ServerTransactionHandle, flow: Flow, toTag: string): void {
     const rec = this.#dialogByNetwork(req, toTag);
     const method = req.method;
+    if (!rec && method === 'UPDATE') {
+      // §9.4: UPDATE inside an INVITE that has no dialog record yet (early, unreliable 1xx).
+      const owner = this.#earlyInviteOwner(req, toTag);
+      if (owner) {
+        const n = this.#newNetTxn(owner.app, txn, req, flow, 'in-dialog');
+        this.#sendSipToApp(owner.app, req, flow, n.id, owner.dialogId);
+        return;
+      }
+    }
     if (!rec || (rec.d.remoteTag && rec.d.remoteTag !== req.fromTag)) {
       // §12.2.2: "If the UAS wishes to reject the request because it does not wish to recreate
       // the dialog, it MUST respond to the request with a 481".
@@ -461,6 +470,21 @@ export class DrachtioServerImpl implements DrachtioServer {
     const n = this.#newNetTxn(rec.app, txn, req, flow, 'in-dialog', rec);
     if (method === 'INVITE') rec.reinviteIn = n;
     this.#sendSipToApp(rec.app, req, flow, n.id, rec.id);
+  }
+
+  /**
+   * The app owning an INVITE in progress that an early in-dialog request belongs to: an INVITE
+   * we are serving whose To tag we sent, or an INVITE the app sent whose From tag is ours.
+   */
+  #earlyInviteOwner(req: SipRequest, toTag: string): { app: AppSession | undefined; dialogId: string } | undefined {
+    const callId = req.callId;
+    for (const n of this.netTxns.values()) {
+      if (n.req.method === 'INVITE' && n.toTag === toTag && n.req.callId === callId) return { app: n.app, dialogId: `${callId};from-tag=${n.req.fromTag}` };
+    }
+    for (const t of this.appTxns.values()) {
+      if (t.req.method === 'INVITE' && !t.dialog && t.req.callId === callId && t.req.fromTag === toTag) return { app: t.app, dialogId: t.dialogId };
+    }
+    return undefined;
   }
 
   /** RFC 3262 §3: a PRACK stops retransmission of the reliable provisional it acknowledges. */

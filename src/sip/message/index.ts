@@ -6,3 +6,4 @@ export * from './params.js';
 export * from './parser.js';
 export * from './uri.js';
 export * from './via.js';
+export * from './status.js';

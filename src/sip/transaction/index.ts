@@ -9,4 +9,4 @@ export * from './non-invite-server.js';
 export * from './transaction-layer.js';
 export * from './response.js';
 export * from './requests.js';
-export * from './status-reasons.js';
+export * from '../message/status.js';

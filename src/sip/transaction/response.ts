@@ -1,7 +1,7 @@
 import { newTag } from '../../util/ids.js';
 import { SipError } from '../message/errors.js';
 import { SipResponse, type SipRequest } from '../message/message.js';
-import { reasonPhrase } from './status-reasons.js';
+import { reasonPhrase } from '../message/status.js';
 
 function required(req: SipRequest, name: string): string {
   const v = req.get(name);

@@ -1,6 +1,7 @@
 import { TOKEN_RE, headerKey } from '../message/header-names.js';
 import { type HeaderField, SipRequest, SipResponse } from '../message/message.js';
 import { newTag } from '../../util/ids.js';
+import { reasonPhrase as standardReason } from '../message/status.js';
 
 /**
  * Best-effort handling of input that failed to parse or validate: recover enough of a request
@@ -10,13 +11,6 @@ import { newTag } from '../../util/ids.js';
 
 const REQUEST_LINE = /^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP\/(\d+\.\d+)\s*$/;
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  413: 'Request Entity Too Large',
-  416: 'Unsupported URI Scheme',
-  505: 'Version Not Supported',
-  513: 'Message Too Large',
-};
 
 /**
  * Recovers a request from bytes that parseMessage rejected. Returns undefined when the start
@@ -46,7 +40,7 @@ export function recoverRequest(buf: Buffer): SipRequest | undefined {
 
 /** A reason phrase: the standard text plus a short, printable detail. */
 export function reasonPhrase(status: number, detail?: string): string {
-  const base = REASONS[status] ?? 'Error';
+  const base = standardReason(status);
   if (!detail) return base;
   const clean = detail.replace(/[^\x20-\x7e]/g, '?').slice(0, 100).trim();
   return clean ? `${base} (${clean})` : base;

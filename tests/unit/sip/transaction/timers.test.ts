@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../../src/util/clock.js';
 import { TimerSet } from '../../../../src/sip/transaction/timer-set.js';
 import { DEFAULT_TIMER_SETTINGS, isReliableProtocol, resolveTimerSettings, timerValues } from '../../../../src/sip/transaction/timers.js';
-import { reasonPhrase } from '../../../../src/sip/transaction/status-reasons.js';
+import { reasonPhrase } from '../../../../src/sip/message/status.js';
 
 describe('transaction timers (RFC 3261 Table 4 + RFC 6026)', () => {
   it('defaults T1/T2/T4 to 500/4000/5000 and accepts overrides', () => {
