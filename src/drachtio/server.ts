@@ -81,6 +81,8 @@ export class DrachtioServerImpl implements DrachtioServer {
       listen,
       udpBufferBytes: opts.udpBufferBytes ?? 4 * 1024 * 1024,
       maxMessageBytes: opts.maxMessageBytes ?? 65535,
+      ...(opts.headerTimeoutMs !== undefined ? { headerTimeoutMs: opts.headerTimeoutMs } : {}),
+      ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
       logger: this.log,
       onMessage: (msg: SipMessage, flow: Flow) => this.#onSipMessage(msg, flow),
     });

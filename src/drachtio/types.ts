@@ -46,6 +46,10 @@ export interface DrachtioServerOptions {
   udpBufferBytes?: number;
   /** Max SIP message size in bytes (default 65535). */
   maxMessageBytes?: number;
+  /** TCP/TLS: a connection must complete each message within this time (default 20 s; slowloris). */
+  headerTimeoutMs?: number;
+  /** TCP/TLS: idle connections are closed after this time (default 10 min). */
+  idleTimeoutMs?: number;
 }
 
 export interface DrachtioServerStats {
