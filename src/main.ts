@@ -87,6 +87,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     resolver: new Resolver(config.teams.hosts),
     teamsProxies: new TeamsProxyList(config.teams.proxies),
     calls,
+    carrierDown: new Set<string>(),
     draining: false,
   };
   createGatewayApp(srf, ctx);
@@ -114,6 +115,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     sipConnected: () => sipConnected,
   });
   calls.attach(ops.metrics, ops.cdr);
+  ctx.carrierDown = ops.carrierDown;
   ctx.admission = new ObservedAdmission(admission, ops.metrics, redis !== undefined);
   let closed = false;
   const close = async () => {

@@ -19,6 +19,7 @@ export class AppSession {
   /** Lower-case verbs (and cdr:* events) this app registered with `route`. */
   readonly routes = new Set<string>();
   #closed = false;
+  #corked = false;
   readonly #framer = new WireFramer();
   readonly #log: Logger;
   readonly #onMessage: (s: AppSession, m: WireMessage) => void;
@@ -69,8 +70,33 @@ export class AppSession {
 
   /** Writes one framed payload. */
   send(payload: string): void {
+    this.#write([WireFramer.encode(payload)]);
+  }
+
+  /**
+   * Writes one frame made of a text leader and raw SIP bytes (`<len>#<leader>\r\n<sip>`)
+   * without decoding and re-encoding the SIP message.
+   */
+  sendWithSip(leader: string, sip: Buffer): void {
+    const head = Buffer.from(`${leader}\r\n`, 'utf8');
+    this.#write([Buffer.from(`${head.length + sip.length}#`, 'latin1'), head, sip]);
+  }
+
+  /**
+   * Frames written in one event-loop turn leave in one writev: the socket is corked on the first
+   * write and uncorked on the next tick (Nagle is off, so each write would be its own segment).
+   */
+  #write(bufs: Buffer[]): void {
     if (this.#closed) return;
-    this.socket.write(WireFramer.encode(payload));
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.socket.uncork();
+      });
+    }
+    for (const b of bufs) this.socket.write(b);
   }
 
   /** `<id>|response|<appMsgId>|<fields>` [+ CRLF + SIP text]. */
@@ -78,10 +104,21 @@ export class AppSession {
     this.send(`${newUuid()}|response|${appMsgId}|${fields.join('|')}${sip !== undefined ? `\r\n${sip}` : ''}`);
   }
 
+  /** Flushes what was written (e.g. `NO|incorrect secret`), then closes. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.socket.destroy();
+    if (this.#corked) {
+      this.#corked = false;
+      this.socket.uncork();
+    }
+    if (this.socket.destroyed) {
+      this.#onClose(this);
+      return;
+    }
+    this.socket.end();
+    // A peer that never reads must not keep the socket: destroy it after a grace period.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
     this.#onClose(this);
   }
 }

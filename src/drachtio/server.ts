@@ -108,6 +108,7 @@ export class DrachtioServerImpl implements DrachtioServer {
         onStray2xx: (res, flow) => this.#onStray2xx(res, flow),
       },
     });
+    this.transport.on('connectionClosed', (info, why) => this.txl.connectionClosed(info.id, why));
     this.proxy = new ProxyCore({
       log: this.log,
       clock: this.clock,
@@ -249,11 +250,10 @@ export class DrachtioServerImpl implements DrachtioServer {
   /** §4.2: `sip|network|...` to the app. */
   #sendSipToApp(app: AppSession | undefined, msg: SipMessage, flow: Flow, txnId: string, dialogId: string, receivedOn?: Flow, source = 'network'): void {
     if (!app || app.closed) return;
-    const raw = msg.raw && source === 'network' ? msg.raw.toString('utf8') : msg.toString();
-    const bytes = Buffer.byteLength(raw);
-    let leader = `${newUuid()}|sip|${source}|${bytes}|${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${wireTime()}|${txnId}|${safeField(dialogId)}|`;
+    const raw = msg.raw && source === 'network' ? msg.raw : msg.toBuffer();
+    let leader = `${newUuid()}|sip|${source}|${raw.length}|${flow.protocol}|${flow.remoteAddress}|${flow.remotePort}|${wireTime()}|${txnId}|${safeField(dialogId)}|`;
     if (receivedOn) leader += `${receivedOn.localAddress}|${receivedOn.localPort}|`;
-    app.send(`${leader}\r\n${raw}`);
+    app.sendWithSip(leader, raw);
   }
 
   /** §6.1: OK reply to an app `sip` message, echoing what went on the wire. */

@@ -30,7 +30,15 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
   const log = 'log' in ctx ? ctx.log : ctx.logger;
   srf.options((req, res) => {
     log.debug({ callId: req.get('Call-ID'), from: req.source_address }, 'OPTIONS');
-    res.send(200, { headers: { Allow: GATEWAY_ALLOW, Accept: 'application/sdp' } });
+    const headers: Record<string, string> = { Allow: GATEWAY_ALLOW, Accept: 'application/sdp' };
+    // Teams §3.1/§3.2: Teams' own OPTIONS name the carrier trunk FQDN or a tenant FQDN; the
+    // answer carries a Contact with that FQDN (never an IP), so Teams can match the trunk.
+    if ('log' in ctx) {
+      const host = String(req.uri ?? '').replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
+      const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain.toLowerCase();
+      if (host && (host === base || ctx.tenants.byFqdn(host))) headers.Contact = `<sip:${host}:${ctx.config.teams.signalingPort};transport=tls>`;
+    }
+    res.send(200, { headers });
   });
   if (!('log' in ctx)) return;
   const fromTeams = cidrMatcher(ctx.config.teams.sourceCidrs);

@@ -36,7 +36,14 @@ export class CallSession {
   endedAt?: number;
   finalStatus?: number;
   hangupBy?: HangupBy;
+  /** Details for CDRs and metrics (read by src/ops/call-observer.ts). */
+  carrier?: string;
+  from?: string;
+  to?: string;
+  teamsProxy?: string;
+  firstProvisionalAt?: number;
   #closed = false;
+  #closing: Promise<void> | undefined;
   readonly #onClose: (s: CallSession) => void;
 
   constructor(init: { log: Logger; direction: Direction; tenantId: string; callId: string; onClose: (s: CallSession) => void }) {
@@ -55,17 +62,38 @@ export class CallSession {
     this.#admission = { admission, tenantId, callId };
   }
 
-  /** Wires BYE from either leg to the other and to teardown. */
-  bridge(): void {
-    const { a, b } = this;
-    if (!a || !b) return;
-    a.on('destroy', () => void this.close('caller'));
+  /**
+   * Adopts the B leg the moment it is answered: a BYE on it may arrive before the A leg is
+   * answered (drachtio-srf emits 'destroy' once, to the listeners present then).
+   */
+  attachB(b: SrfDialog): void {
+    this.b = b;
     b.on('destroy', () => void this.close('callee'));
+    if (this.#closed) void b.destroy().catch(() => {});
+    else if (b.connected === false) void this.close('callee');
   }
 
-  /** Ends the call everywhere: BYE on legs still up, media deleted, admission released. Idempotent. */
-  async close(by: HangupBy = 'gateway', status?: number): Promise<void> {
-    if (this.#closed) return;
+  /** Adopts the answered A leg; if the call already ended meanwhile, hangs it up at once. */
+  attachA(a: SrfDialog): void {
+    this.a = a;
+    a.on('destroy', () => void this.close('caller'));
+    if (this.#closed) void a.destroy().catch(() => {});
+    else if (a.connected === false) void this.close('caller');
+  }
+
+  /**
+   * Ends the call everywhere: BYE on legs still up, media deleted, admission released.
+   * Idempotent; concurrent callers get the same promise. Media and admission are released
+   * at once, without waiting for the BYE transactions (an unresponsive peer must not hold an
+   * rtpengine session or a tenant slot for Timer F); the session leaves the live set when
+   * both are done, and the returned promise settles once the BYEs completed too.
+   */
+  close(by: HangupBy = 'gateway', status?: number): Promise<void> {
+    this.#closing ??= this.#doClose(by, status);
+    return this.#closing;
+  }
+
+  async #doClose(by: HangupBy, status: number | undefined): Promise<void> {
     this.#closed = true;
     this.endedAt = Date.now();
     this.hangupBy = by;
@@ -73,10 +101,10 @@ export class CallSession {
     const byes: Promise<unknown>[] = [];
     if (this.a && by !== 'caller') byes.push(this.a.destroy().catch(() => {}));
     if (this.b && by !== 'callee') byes.push(this.b.destroy().catch(() => {}));
-    await Promise.all(byes);
     await this.media?.delete().catch((err: Error) => this.log.warn({ err: err.message }, 'media delete failed'));
     if (this.#admission) await this.#admission.admission.release(this.#admission.tenantId, this.#admission.callId).catch(() => {});
     this.log.info({ hangupBy: by, durationMs: this.answeredAt ? this.endedAt - this.answeredAt : 0, status: this.finalStatus }, 'call ended');
     this.#onClose(this);
+    await Promise.all(byes);
   }
 }

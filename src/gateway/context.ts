@@ -18,6 +18,8 @@ export interface GatewayContext {
   resolver: Resolver;
   teamsProxies: TeamsProxyList;
   calls: Set<CallSession>;
+  /** Carrier targets (`host:port`) failing their OPTIONS checks (ops); skipped in routing. */
+  carrierDown: ReadonlySet<string>;
   /** true after SIGTERM: new calls get 503. */
   draining: boolean;
 }

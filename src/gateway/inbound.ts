@@ -2,11 +2,21 @@ import type { Carrier, Tenant } from '../tenants/types.js';
 import { CallSession, type SrfDialog } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
+import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
 export function teamsFailover(status: number | undefined): boolean {
   if (status === undefined) return true; // connect/TLS failure surfaced as an exception
   return status === 408 || (status >= 500 && status < 600);
+}
+
+/**
+ * Teams §4.1: the Request-URI names the primary Teams FQDN (`sip:+E164@sip.pstnhub.microsoft.com`)
+ * whichever proxy the attempt goes to; the proxy actually used is the next hop (`proxy`), so
+ * a failover to sip2/sip3 changes the destination, not the Request-URI.
+ */
+export function teamsRequestUri(e164: string, primary: { host: string; port: number }): string {
+  return `sip:${e164}@${primary.host}:${primary.port};user=phone`;
 }
 
 /**
@@ -16,12 +26,23 @@ export function teamsFailover(status: number | undefined): boolean {
 export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: any, carrier: Carrier): Promise<void> {
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'inbound', carrier: carrier.name });
+  // Registered first: a CANCEL can arrive while we wait for the tenant store, admission or
+  // rtpengine, and must stop the call at whatever step it reached.
+  let canceled = false;
+  const ref: { session?: CallSession } = {};
+  let current: UacAttempt | undefined;
+  req.on('cancel', () => {
+    canceled = true;
+    log.info('CANCEL from carrier');
+    current?.cancel();
+    void ref.session?.close('caller', 487);
+  });
   const reject = (status: number, why?: string, retryAfter?: number) => {
     const headers: Record<string, string> = {};
     if (why) headers.Reason = why;
     if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
     log.info({ status, reason: why }, 'call rejected');
-    res.send(status, { headers });
+    if (!canceled && !res.finalResponseSent) res.send(status, { headers });
   };
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30);
 
@@ -32,6 +53,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
   if (!tenant) return reject(404, reason(1, 'Unallocated number'));
   log = log.child({ tenant: tenant.id });
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'));
+  if (canceled) return;
   const calledForTeams = normalize(called, tenant.normalization.inbound);
 
   // §4.2: From carries the caller's E.164; take it from P-Asserted-Identity when only that has it.
@@ -48,32 +70,32 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
   });
   if (!adm.ok) return reject(503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter);
 
-  const session = new CallSession({ log, direction: 'inbound', tenantId: tenant.id, callId, onClose: (s) => ctx.calls.delete(s) });
-  session.holdAdmission(ctx.admission, tenant.id, callId);
-  ctx.calls.add(session);
-  let canceled = false;
-  let current: any;
-  req.on('cancel', () => {
-    canceled = true;
-    current?.cancel?.();
-    void session.close('caller', 487);
-  });
+  const s = new CallSession({ log, direction: 'inbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
+  ref.session = s;
+  s.carrier = carrier.name;
+  s.from = caller;
+  s.to = calledForTeams;
+  s.holdAdmission(ctx.admission, tenant.id, callId);
+  ctx.calls.add(s);
+  if (canceled) return void (await s.close('caller', 487));
 
   try {
     if (!req.body) {
       // Teams requires an offer (§4.6); late offer from carriers is not interworked yet.
-      return void (await failCall(session, res, 488, reason(65, 'Late offer (INVITE without SDP) is not supported')));
+      return void (await failCall(s, res, 488, reason(65, 'Late offer (INVITE without SDP) is not supported')));
     }
     let offer: string = req.body;
     if (ctx.media) {
       try {
-        session.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
-        offer = await session.media.offer('carrier', req.body);
+        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
+        offer = await s.media.offer('carrier', req.body);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'no media anchor available');
-        return void (await failCall(session, res, 503, reason(41, 'Media resources unavailable'), 10));
+        if (canceled || s.closed) return;
+        log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'no media anchor available: call rejected with 503');
+        return void (await failCall(s, res, 503, reason(41, 'Media resources unavailable'), 10));
       }
     }
+    if (canceled || s.closed) return;
     const sig = ctx.config.teams.signalingPort;
     const headers: Record<string, string> = {
       From: caller === 'anonymous' ? `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>` : `<sip:${caller}@${tenant.fqdn};user=phone>`,
@@ -83,12 +105,15 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
       'Max-Forwards': '70',
     };
     if (caller === 'anonymous') headers.Privacy = 'id';
+    const primary = ctx.teamsProxies.list()[0]!;
+    const uri = teamsRequestUri(calledForTeams, primary);
+    headers.To = `<sip:${calledForTeams}@${primary.host};user=phone>`;
     let sent183 = false;
     let provisional = false;
     let lastStatus: number | undefined;
+    let lastReason: string | undefined;
     for (const proxy of ctx.teamsProxies.ordered()) {
-      if (canceled) return;
-      const uri = `sip:${calledForTeams}@${proxy.host}:${proxy.port};user=phone;transport=tls`;
+      if (canceled || s.closed) return;
       let nextHop: string;
       try {
         nextHop = ctx.config.teams.nextHop || `sip:${await ctx.resolver.resolve(proxy.host)}:${proxy.port};transport=tls`;
@@ -96,75 +121,87 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
         log.warn({ proxy: proxy.host, err: (err as Error).message }, 'cannot resolve Teams proxy');
         continue;
       }
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const b: SrfDialog = await ctx.srf.createUAC(
-          uri,
-          { headers: { ...headers, To: `<sip:${calledForTeams}@${proxy.host};user=phone>` }, localSdp: offer, proxy: nextHop },
-          {
-            cbRequest: (_err: unknown, r: any) => {
-              current = r;
-              if (canceled) r?.cancel?.();
-              // No provisional in time: give up on this proxy and try the next.
-              timer = setTimeout(() => {
-                if (!provisional) r?.cancel?.();
-              }, ctx.config.teams.inviteTimeoutMs);
-            },
-            cbProvisional: (p: any) => void relayProvisional(p),
-          },
-        );
-        clearTimeout(timer);
-        if (canceled) {
-          await b.destroy().catch(() => {});
+      s.teamsProxy = proxy.host;
+      // §1.7/§1.12: no provisional in time → CANCEL and try the next proxy.
+      const attempt = new UacAttempt({
+        srf: ctx.srf,
+        uri,
+        opts: { headers, localSdp: offer, proxy: nextHop },
+        timeoutMs: ctx.config.teams.inviteTimeoutMs,
+        cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
+        onProvisional: (p: any) => void relayProvisional(p),
+      });
+      current = attempt;
+      const r = await attempt.result;
+      current = undefined;
+      if (r.dialog) {
+        const b = r.dialog;
+        s.attachB(b);
+        if (canceled || s.closed) {
+          await s.close('gateway');
           return;
         }
-        session.b = b;
         let answer = b.remote.sdp;
-        if (session.media) answer = await session.media.answer('teams', answer);
-        session.a = await ctx.srf.createUAS(req, res, { localSdp: answer });
-        session.answeredAt = Date.now();
-        session.finalStatus = 200;
-        session.bridge();
+        if (s.media) answer = await s.media.answer('teams', answer);
+        if (canceled || s.closed) return;
+        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer });
+        s.answeredAt = Date.now();
+        s.finalStatus = 200;
+        s.attachA(a);
         log.info({ proxy: proxy.host }, 'call answered');
         return;
-      } catch (err: any) {
-        clearTimeout(timer);
-        if (canceled || session.closed) return;
-        lastStatus = err?.status;
-        const retryAfter = Number(err?.res?.get?.('Retry-After'));
-        if (lastStatus === 503 && retryAfter > 0) ctx.teamsProxies.backOff(proxy.host, retryAfter);
-        const timedOut = lastStatus === 487 && !provisional;
-        log.info({ proxy: proxy.host, status: lastStatus, timedOut }, 'Teams proxy attempt failed');
-        if (provisional) break; // never fail over after an 18x
-        if (!timedOut && !teamsFailover(lastStatus)) break;
-        if (timedOut) lastStatus = 408;
       }
+      if (canceled || s.closed) return;
+      lastStatus = r.status;
+      lastReason = r.res?.get?.('Reason');
+      const retryAfter = Number.parseInt(String(r.res?.get?.('Retry-After') ?? ''), 10);
+      // §1.8: 503 + Retry-After → that proxy is not used again before Retry-After expires.
+      if (lastStatus === 503 && retryAfter > 0) ctx.teamsProxies.backOff(proxy.host, retryAfter);
+      if (r.timedOut && (lastStatus === undefined || lastStatus === 487)) lastStatus = 408;
+      log.info(
+        { proxy: proxy.host, status: lastStatus, timedOut: r.timedOut, abandoned: r.abandoned, err: r.status === undefined && r.error ? String((r.error as Error).message ?? r.error) : undefined },
+        'Teams proxy attempt failed',
+      );
+      if (provisional) break; // §1.9/§1.11: never fail over after an 18x
+      if (!teamsFailover(lastStatus)) break;
     }
-    if (canceled || session.closed) return;
+    if (canceled || s.closed) return;
+    // Every proxy failed (or one refused): the carrier gets the last status; transport
+    // failures everywhere map to 503 (RFC 3261 §16.7 / §21.5.4: try another route later).
     const status = lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503;
-    await failCall(session, res, status, undefined);
+    await failCall(s, res, status, lastReason);
 
     async function relayProvisional(p: any): Promise<void> {
-      if (p.status <= 100 || canceled) return;
+      if (p.status <= 100 || canceled || res.finalResponseSent) return;
       provisional = true;
-      if (p.status === 183 && p.body) {
-        if (sent183) return; // at most one 183 with SDP
-        if (ctx.config.carriers.earlyMedia === 'convert-to-180') {
-          res.send(180);
+      s.firstProvisionalAt ??= Date.now();
+      try {
+        if (p.status === 183 && p.body) {
+          if (ctx.config.carriers.earlyMedia === 'convert-to-180') {
+            // §4.13: for carriers that stop local ringback on 183, a 180 without SDP.
+            if (!sent183) res.send(180);
+            return;
+          }
+          if (sent183) return; // at most one 183 with SDP toward the carrier
+          sent183 = true;
+          let sdp = p.body as string;
+          if (s.media) sdp = await s.media.answer('teams', sdp);
+          if (!canceled && !res.finalResponseSent) res.send(183, { body: sdp });
           return;
         }
-        sent183 = true;
-        let sdp = p.body as string;
-        if (session.media) sdp = await session.media.answer('teams', sdp);
-        if (!canceled) res.send(183, { body: sdp });
-        return;
+        if (p.status === 183) {
+          if (!sent183) res.send(180);
+          return;
+        }
+        // §4.13: one 180 per ringing Teams endpoint (forks) is relayed as it comes.
+        if (!sent183) res.send(p.status === 181 || p.status === 182 ? p.status : 180);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, status: p.status }, 'provisional not relayed');
       }
-      if (p.status === 183) return res.send(180);
-      if (!sent183) res.send(p.status === 181 || p.status === 182 ? p.status : 180);
     }
   } catch (err) {
-    log.error({ err }, 'inbound call failed');
-    await failCall(session, res, 500, undefined);
+    log.error({ err: (err as Error).message }, 'inbound call failed');
+    await failCall(s, res, 500, undefined);
   }
 }
 
@@ -172,6 +209,12 @@ async function failCall(session: CallSession, res: any, status: number, why: str
   const headers: Record<string, string> = {};
   if (why) headers.Reason = why;
   if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
-  if (!res.finalResponseSent) res.send(status, { headers });
+  if (!res.finalResponseSent) {
+    try {
+      res.send(status, { headers });
+    } catch {
+      // transaction already gone (e.g. the carrier cancelled)
+    }
+  }
   await session.close('gateway', status);
 }

@@ -3,6 +3,7 @@ import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession, type SrfDialog } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
 import { normalize, userOf } from './numbers.js';
+import { UacAttempt } from './uac-attempt.js';
 
 /** Carrier failover verdict: next target on timeout, 408 or 5xx; stop on 486, 603 and other 4xx/6xx. */
 export function carrierFailover(status: number | undefined): boolean {
@@ -18,7 +19,9 @@ export function carrierTargets(ctx: GatewayContext, tenant: Tenant): { carrier: 
     if (!carrier) continue;
     for (const target of [...carrier.targets].sort((a, b) => a.priority - b.priority)) out.push({ carrier, target });
   }
-  return out;
+  // Targets failing their OPTIONS checks are skipped, unless that would leave none to try.
+  const up = out.filter(({ target }) => !ctx.carrierDown.has(`${target.host}:${target.port}`));
+  return up.length ? up : out;
 }
 
 const DIVERSION_REASON: Record<string, string> = { '302': 'unconditional', '486': 'user-busy', '408': 'no-answer', '480': 'no-answer', '487': 'deflection' };
@@ -45,63 +48,84 @@ export function historyInfoToDiversion(values: string[]): string | undefined {
 export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any): Promise<void> {
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'outbound' });
+  // Registered first: Teams may CANCEL while we wait for admission or rtpengine.
+  let canceled = false;
+  const ref: { session?: CallSession } = {};
+  let current: UacAttempt | undefined;
+  req.on('cancel', () => {
+    canceled = true;
+    log.info('CANCEL from Teams');
+    current?.cancel();
+    void ref.session?.close('caller', 487);
+  });
   const reject = (status: number, why?: string, retryAfter?: number, extra: Record<string, string> = {}) => {
     const headers: Record<string, string> = { ...extra };
     if (why) headers.Reason = why;
     if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
     log.info({ status, reason: why }, 'call rejected');
-    res.send(status, { headers });
+    if (canceled || res.finalResponseSent) return;
+    try {
+      res.send(status, { headers });
+    } catch {
+      // transaction already gone
+    }
   };
+  // §5.3: the tenant is the Request-URI host (the derived trunk FQDN Teams dialled).
   const host = String(req.uri).replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
   const tenant = ctx.tenants.byFqdn(host);
   if (!tenant) return reject(403, reason(21, `No trunk config was found for ${host}`));
   log = log.child({ tenant: tenant.id });
+  // §5.11/§5.12: every response toward Teams names the tenant FQDN and lists the Allow set.
   const contact = `<sip:${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>`;
   const teamsHeaders = { Contact: contact, Allow: teamsAllow(tenant.teams.advertiseRefer), 'X-MS-SBC': ctx.config.teams.sbcHeader };
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'), undefined, teamsHeaders);
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30, teamsHeaders);
-  const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch(() => ({ ok: false as const, reason: 'concurrency' as const, retryAfter: 5 }));
+  const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch((err: Error) => {
+    log.error({ err: err.message }, 'admission check failed');
+    return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
+  });
   if (!adm.ok) return reject(503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter, teamsHeaders);
 
-  const session = new CallSession({ log, direction: 'outbound', tenantId: tenant.id, callId, onClose: (s) => ctx.calls.delete(s) });
-  session.holdAdmission(ctx.admission, tenant.id, callId);
-  ctx.calls.add(session);
-  let canceled = false;
-  let current: any;
-  req.on('cancel', () => {
-    canceled = true;
-    current?.cancel?.();
-    void session.close('caller', 487);
-  });
+  // Teams may send an unescaped '#' in the user part (§5.7); userOf() tolerates it.
+  const dialled = userOf(req.uri) ?? '';
+  const tenantNumber = normalize(dialled, tenant.normalization.outbound);
+  const fromUser = userOf(req.get('From')) ?? 'anonymous';
+  const targets = carrierTargets(ctx, tenant);
+  const s = new CallSession({ log, direction: 'outbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
+  ref.session = s;
+  // Known before the call is counted (metrics label it with its first carrier).
+  s.from = fromUser;
+  s.to = tenantNumber;
+  if (targets[0]) s.carrier = targets[0].carrier.name;
+  s.holdAdmission(ctx.admission, tenant.id, callId);
+  ctx.calls.add(s);
+  if (canceled) return void (await s.close('caller', 487));
   const fail = async (status: number, why?: string, retryAfter?: number) => {
-    if (!res.finalResponseSent) reject(status, why, retryAfter, teamsHeaders);
-    await session.close('gateway', status);
+    reject(status, why, retryAfter, teamsHeaders);
+    await s.close('gateway', status);
   };
 
   try {
-    // Teams may send an unescaped '#' in the user part (§5.7); userOf() tolerates it.
-    const dialled = userOf(req.uri) ?? '';
-    const tenantNumber = normalize(dialled, tenant.normalization.outbound);
     let offer: string | undefined = req.body;
     if (ctx.media && offer) {
       try {
-        session.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
-        offer = await session.media.offer('teams', offer);
+        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
+        offer = await s.media.offer('teams', offer);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'no media anchor available');
+        if (canceled || s.closed) return;
+        log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'no media anchor available: call rejected with 503');
         return void (await fail(503, reason(41, 'Media resources unavailable'), 10));
       }
     }
-    const fromUser = userOf(req.get('From')) ?? 'anonymous';
-    const targets = carrierTargets(ctx, tenant);
+    if (canceled || s.closed) return;
     if (targets.length === 0) return void (await fail(503, reason(38, 'No carrier trunk configured')));
     let provisional = false;
     let lastStatus: number | undefined;
     let lastReason: string | undefined;
     for (const { carrier, target } of targets) {
-      if (canceled) return;
+      if (canceled || s.closed) return;
       const number = normalize(tenantNumber, carrier.normalization.outbound);
-      const callerNum = normalize(fromUser, carrier.normalization.outbound);
+      const callerNum = fromUser === 'anonymous' ? 'anonymous' : normalize(fromUser, carrier.normalization.outbound);
       const tparam = target.transport === 'udp' ? '' : `;transport=${target.transport}`;
       const uri = `sip:${number}@${target.host}:${target.port}${tparam}`;
       const headers: Record<string, string> = {
@@ -110,9 +134,9 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         Contact: `<sip:${callerNum}@localhost>`,
       };
       if (tenant.teams.forwardPai && req.has('P-Asserted-Identity')) headers['P-Asserted-Identity'] = req.get('P-Asserted-Identity');
-      if (req.has('Privacy')) headers.Privacy = req.get('Privacy');
+      if (tenant.teams.forwardPai && req.has('Privacy')) headers.Privacy = req.get('Privacy');
       if (tenant.teams.historyInfoToDiversion && req.has('History-Info')) {
-        const div = historyInfoToDiversion(String(req.get('History-Info')).split(/,(?=\s*<)/));
+        const div = historyInfoToDiversion(headerValues(req, 'History-Info'));
         if (div) headers.Diversion = div;
       }
       const opts: Record<string, unknown> = { headers, localSdp: offer };
@@ -123,56 +147,67 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           log.error({ carrier: carrier.name, err: (err as Error).message }, 'carrier credentials unavailable');
         }
       }
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const b: SrfDialog = await ctx.srf.createUAC(uri, opts, {
-          cbRequest: (_e: unknown, r: any) => {
-            current = r;
-            if (canceled) r?.cancel?.();
-            timer = setTimeout(() => {
-              if (!provisional) r?.cancel?.();
-            }, ctx.config.teams.inviteTimeoutMs);
-          },
-          cbProvisional: (p: any) => void relay(p),
-        });
-        clearTimeout(timer);
-        if (canceled) {
-          await b.destroy().catch(() => {});
+      s.carrier = carrier.name;
+      const attempt = new UacAttempt({
+        srf: ctx.srf,
+        uri,
+        opts,
+        timeoutMs: ctx.config.teams.inviteTimeoutMs,
+        cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
+        onProvisional: (p: any) => void relay(p),
+      });
+      current = attempt;
+      const r = await attempt.result;
+      current = undefined;
+      if (r.dialog) {
+        const b = r.dialog;
+        s.attachB(b);
+        if (canceled || s.closed) {
+          await s.close('gateway');
           return;
         }
-        session.b = b;
         let answer = b.remote.sdp;
-        if (session.media && answer) answer = await session.media.answer('carrier', answer);
-        session.a = await ctx.srf.createUAS(req, res, { localSdp: answer, headers: teamsHeaders });
-        session.answeredAt = Date.now();
-        session.finalStatus = 200;
-        session.bridge();
+        if (s.media && answer) answer = await s.media.answer('carrier', answer);
+        if (canceled || s.closed) return;
+        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer, headers: teamsHeaders });
+        s.answeredAt = Date.now();
+        s.finalStatus = 200;
+        s.attachA(a);
         log.info({ carrier: carrier.name, target: `${target.host}:${target.port}` }, 'call answered');
         return;
-      } catch (err: any) {
-        clearTimeout(timer);
-        if (canceled || session.closed) return;
-        lastStatus = err?.status;
-        lastReason = err?.res?.get?.('Reason');
-        const timedOut = lastStatus === 487 && !provisional;
-        log.info({ carrier: carrier.name, target: target.host, status: lastStatus, timedOut }, 'carrier attempt failed');
-        if (provisional) break;
-        if (!timedOut && !carrierFailover(lastStatus)) break;
-        if (timedOut) lastStatus = 408;
       }
+      if (canceled || s.closed) return;
+      lastStatus = r.status;
+      lastReason = r.res?.get?.('Reason');
+      if (r.timedOut && (lastStatus === undefined || lastStatus === 487)) lastStatus = 408;
+      log.info({ carrier: carrier.name, target: `${target.host}:${target.port}`, status: lastStatus, timedOut: r.timedOut, abandoned: r.abandoned }, 'carrier attempt failed');
+      if (provisional) break; // Teams saw an 18x: no other route may ring (§1.11)
+      if (!carrierFailover(lastStatus)) break;
     }
-    if (canceled || session.closed) return;
+    if (canceled || s.closed) return;
     await fail(lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503, lastReason);
 
     async function relay(p: any): Promise<void> {
-      if (p.status <= 100 || canceled) return;
+      if (p.status <= 100 || canceled || res.finalResponseSent) return;
       provisional = true;
-      let body: string | undefined = p.body;
-      if (body && session.media) body = await session.media.answer('carrier', body);
-      if (!canceled) res.send(p.status, { headers: teamsHeaders, ...(body ? { body } : {}) });
+      s.firstProvisionalAt ??= Date.now();
+      try {
+        let body: string | undefined = p.body;
+        if (body && s.media) body = await s.media.answer('carrier', body);
+        if (!canceled && !res.finalResponseSent) res.send(p.status, { headers: teamsHeaders, ...(body ? { body } : {}) });
+      } catch (err) {
+        log.warn({ err: (err as Error).message, status: p.status }, 'provisional not relayed');
+      }
     }
   } catch (err) {
-    log.error({ err }, 'outbound call failed');
+    log.error({ err: (err as Error).message }, 'outbound call failed');
     await fail(500);
   }
+}
+
+/** Every value of a header that may appear on several lines or comma-joined. */
+function headerValues(req: any, name: string): string[] {
+  const raw = req.get(name);
+  const all: string[] = Array.isArray(raw) ? raw : [String(raw ?? '')];
+  return all.flatMap((v) => v.split(/,(?=\s*<)/)).map((v) => v.trim()).filter(Boolean);
 }

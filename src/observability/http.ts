@@ -1,5 +1,6 @@
 import { type Server, createServer } from 'node:http';
-import type { Logger } from 'pino';
+import type { Level, Logger } from 'pino';
+import { setLogLevel } from './logger.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -25,7 +26,7 @@ const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace']);
 /**
  * The operations endpoint: /metrics (Prometheus), /health (liveness), /ready (readiness: every
  * dependency available), /status (JSON), and PUT /loglevel/<level> to change the log level at
- * run time.
+ * run time (of the logger given and every child logger created from it).
  */
 export class OpsHttpServer {
   readonly #opts: OpsHttpOptions;
@@ -71,8 +72,8 @@ export class OpsHttpServer {
         const lv = /^\/loglevel\/([a-z]+)$/.exec(url);
         if (req.method === 'PUT' && lv) {
           if (!LEVELS.has(lv[1]!)) return send(400, `unknown level ${lv[1]}\n`);
-          this.#opts.logger.level = lv[1]!;
-          this.#opts.logger.info({ level: lv[1] }, 'log level changed');
+          const loggers = setLogLevel(this.#opts.logger, lv[1] as Level);
+          this.#opts.logger.info({ to: lv[1], loggers }, 'log level changed');
           return send(200, `${lv[1]}\n`);
         }
         if (req.method === 'GET' && url === '/loglevel') return send(200, `${this.#opts.logger.level}\n`);

@@ -13,7 +13,8 @@ export function sipClass(status: number): string {
 
 /**
  * The gateway's Prometheus metrics (prefix `teamsgw_`), with bounded label sets: tenant,
- * carrier, direction, Teams proxy, rtpengine instance and SIP response class. The embedded SIP
+ * carrier, direction, Teams proxy, rtpengine instance and SIP response class. The rtpengine
+ * label is `rtpengine`, not `instance`: Prometheus reserves `instance` for the scrape target. The embedded SIP
  * server adds its drachtio_* families to the same registry.
  */
 export class GatewayMetrics {
@@ -28,9 +29,9 @@ export class GatewayMetrics {
   readonly optionsUp: Gauge<'target' | 'kind'>;
   readonly optionsRtt: Histogram<'target' | 'kind'>;
   readonly optionsStatus: Counter<'target' | 'kind' | 'class'>;
-  readonly rtpengineUp: Gauge<'instance'>;
-  readonly rtpengineLatency: Histogram<'instance' | 'command'>;
-  readonly rtpengineErrors: Counter<'instance' | 'command' | 'outcome'>;
+  readonly rtpengineUp: Gauge<'rtpengine'>;
+  readonly rtpengineLatency: Histogram<'rtpengine' | 'command'>;
+  readonly rtpengineErrors: Counter<'rtpengine' | 'command' | 'outcome'>;
   readonly mediaSessions: Gauge;
   readonly noRtpengine: Counter;
   readonly redisLatency: Histogram<'op'>;
@@ -54,9 +55,9 @@ export class GatewayMetrics {
     this.optionsUp = new Gauge({ name: 'teamsgw_options_up', help: '1 when the OPTIONS target answers, 0 when marked down', labelNames: ['target', 'kind'], registers: r });
     this.optionsRtt = new Histogram({ name: 'teamsgw_options_rtt_seconds', help: 'OPTIONS round-trip time', labelNames: ['target', 'kind'], buckets: CMD_BUCKETS.concat([2, 5]), registers: r });
     this.optionsStatus = new Counter({ name: 'teamsgw_options_responses_total', help: 'OPTIONS results by SIP class (timeout = "timeout")', labelNames: ['target', 'kind', 'class'], registers: r });
-    this.rtpengineUp = new Gauge({ name: 'teamsgw_rtpengine_up', help: '1 when the rtpengine instance answers pings', labelNames: ['instance'], registers: r });
-    this.rtpengineLatency = new Histogram({ name: 'teamsgw_rtpengine_command_seconds', help: 'rtpengine ng command latency', labelNames: ['instance', 'command'], buckets: CMD_BUCKETS, registers: r });
-    this.rtpengineErrors = new Counter({ name: 'teamsgw_rtpengine_command_errors_total', help: 'rtpengine ng commands that failed or timed out', labelNames: ['instance', 'command', 'outcome'], registers: r });
+    this.rtpengineUp = new Gauge({ name: 'teamsgw_rtpengine_up', help: '1 when the rtpengine instance answers pings', labelNames: ['rtpengine'], registers: r });
+    this.rtpengineLatency = new Histogram({ name: 'teamsgw_rtpengine_command_seconds', help: 'rtpengine ng command latency', labelNames: ['rtpengine', 'command'], buckets: CMD_BUCKETS, registers: r });
+    this.rtpengineErrors = new Counter({ name: 'teamsgw_rtpengine_command_errors_total', help: 'rtpengine ng commands that failed or timed out', labelNames: ['rtpengine', 'command', 'outcome'], registers: r });
     this.mediaSessions = new Gauge({ name: 'teamsgw_media_sessions', help: 'Media sessions anchored by this gateway', registers: r });
     this.noRtpengine = new Counter({ name: 'teamsgw_media_unavailable_total', help: 'Calls refused because no rtpengine was alive', registers: r });
     this.redisLatency = new Histogram({ name: 'teamsgw_redis_command_seconds', help: 'Redis command latency', labelNames: ['op'], buckets: CMD_BUCKETS, registers: r });

@@ -20,6 +20,12 @@ interface CallDetails {
 export class ObservedCallSet extends Set<CallSession> {
   #metrics?: GatewayMetrics;
   #cdr?: CdrWriter;
+  /**
+   * The carrier label a call was counted under when it was attempted: answered/failed use the
+   * same label, so per-label ratios (failed / attempted) stay consistent even when a call flow
+   * learns or changes its carrier later (outbound failover). The CDR carries the final carrier.
+   */
+  readonly #attemptCarrier = new WeakMap<CallSession, string>();
 
   attach(metrics: GatewayMetrics, cdr: CdrWriter): void {
     this.#metrics = metrics;
@@ -29,7 +35,9 @@ export class ObservedCallSet extends Set<CallSession> {
   override add(s: CallSession): this {
     if (!this.has(s) && this.#metrics) {
       const d = s as CallSession & CallDetails;
-      this.#metrics.callsAttempted.inc({ tenant: s.tenantId, carrier: d.carrier ?? '', direction: s.direction });
+      const carrier = d.carrier ?? '';
+      this.#attemptCarrier.set(s, carrier);
+      this.#metrics.callsAttempted.inc({ tenant: s.tenantId, carrier, direction: s.direction });
       this.#metrics.activeCalls.inc({ tenant: s.tenantId, direction: s.direction });
     }
     return super.add(s);
@@ -44,7 +52,7 @@ export class ObservedCallSet extends Set<CallSession> {
   #record(s: CallSession): void {
     const m = this.#metrics!;
     const d = s as CallSession & CallDetails;
-    const labels = { tenant: s.tenantId, carrier: d.carrier ?? '', direction: s.direction };
+    const labels = { tenant: s.tenantId, carrier: this.#attemptCarrier.get(s) ?? d.carrier ?? '', direction: s.direction };
     m.activeCalls.dec({ tenant: s.tenantId, direction: s.direction });
     const status = s.answeredAt ? 200 : (s.finalStatus ?? 500);
     if (s.answeredAt) {

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { Resolver as DnsResolver } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { connect as tcpConnect, isIP } from 'node:net';
 import { connect } from 'node:tls';
 
 export interface CheckLine {
@@ -21,9 +21,42 @@ export interface TenantCheckDeps {
   tlsPort: number;
   /** Where to connect for the served certificate when the FQDN does not resolve locally. */
   tlsAddressOverride?: string;
-  /** OPTIONS round trip to each Teams proxy with Contact = the tenant FQDN. */
-  optionsProbe: () => Promise<{ proxy: string; status: number; rttMs: number }[]>;
+  /**
+   * OPTIONS round trip to each Teams proxy with Contact = the tenant FQDN. `error`: the proxy
+   * could not be reached at all (a locally generated 408/503 is then no answer from Teams).
+   */
+  optionsProbe: () => Promise<OptionsProbeResult[]>;
   now?: Date;
+}
+
+export interface OptionsProbeResult {
+  proxy: string;
+  status: number;
+  rttMs: number;
+  error?: string;
+}
+
+/**
+ * Whether a TCP connection to the host:port of a SIP URI (`sip:1.2.3.4:5061;transport=tls`)
+ * can be opened: undefined when it can, else the reason. Used to tell "Teams answered 503" from
+ * "the proxy is unreachable" when an OPTIONS fails.
+ */
+export function tcpReachable(uri: string, timeoutMs = 2000): Promise<string | undefined> {
+  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?/i.exec(uri);
+  if (!m) return Promise.resolve(`cannot parse ${uri}`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  const port = Number(m[2] ?? 5061);
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host, port });
+    const done = (err?: string) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(err);
+    };
+    const timer = setTimeout(() => done(`no TCP connection to ${host}:${port} within ${timeoutMs} ms`), timeoutMs);
+    sock.once('connect', () => done());
+    sock.once('error', (err: NodeJS.ErrnoException) => done(`cannot connect to ${host}:${port} (${err.code ?? err.message})`));
+  });
 }
 
 const EKU_SERVER = '1.3.6.1.5.5.7.3.1';
@@ -106,11 +139,11 @@ export async function runTenantCheck(d: TenantCheckDeps): Promise<CheckLine[]> {
     const probes = await d.optionsProbe();
     for (const p of probes) {
       const ok = p.status >= 200 && p.status < 300;
-      out.push(
-        ok
-          ? { name: `options ${p.proxy}`, ok: true, detail: `${p.status} in ${Math.round(p.rttMs)} ms` }
-          : { name: `options ${p.proxy}`, ok: false, detail: p.status ? `answered ${p.status}` : 'no answer (unreachable or timed out)', hint: p.status === 403 ? `Teams does not know ${d.fqdn}: add the domain to the customer tenant and create the voice route` : 'check firewall rules for TCP 5061 and the certificate chain' },
-      );
+      const name = `options ${p.proxy}`;
+      if (ok) out.push({ name, ok: true, detail: `${p.status} in ${Math.round(p.rttMs)} ms` });
+      else if (p.error) out.push({ name, ok: false, detail: `unreachable: ${p.error}`, hint: `allow outbound TCP to ${p.proxy} port 5061 (Teams signalling ranges 52.112.0.0/14, 52.120.0.0/14) and check DNS` });
+      else if (p.status === 403) out.push({ name, ok: false, detail: 'answered 403 Forbidden', hint: `Teams does not know ${d.fqdn}: add the domain to the customer tenant, create the derived trunk / voice route, and make sure Contact is an FQDN covered by the certificate` });
+      else out.push({ name, ok: false, detail: p.status ? `answered ${p.status}` : 'no answer (timed out)', hint: 'the TLS handshake may fail: check the certificate chain (full chain, trusted root), both EKUs, and that Teams can reach the SBC' });
     }
   } catch (err) {
     out.push({ name: 'options', ok: false, detail: (err as Error).message, hint: 'is the gateway running?' });

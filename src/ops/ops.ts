@@ -9,7 +9,7 @@ import type { RtpenginePool } from '../media/index.js';
 import { type Cdr, CdrWriter, type CdrStreamSink } from '../observability/cdr.js';
 import { OpsHttpServer } from '../observability/http.js';
 import { GatewayMetrics, sipClass } from '../observability/metrics.js';
-import { type CheckLine, runTenantCheck } from './check.js';
+import { type CheckLine, type OptionsProbeResult, runTenantCheck, tcpReachable } from './check.js';
 import { OptionsPinger, type OptionsTarget } from './options-pinger.js';
 
 export interface Ops {
@@ -53,14 +53,14 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
 
   // rtpengine health and command latency.
   if (d.pool) {
-    for (const s of d.pool.stats().instances) metrics.rtpengineUp.set({ instance: s.address }, s.up ? 1 : 0);
+    for (const s of d.pool.stats().instances) metrics.rtpengineUp.set({ rtpengine: s.address }, s.up ? 1 : 0);
     d.pool.on((ev) => {
-      if (ev.type === 'instance-up') metrics.rtpengineUp.set({ instance: ev.instance }, 1);
-      else if (ev.type === 'instance-down') metrics.rtpengineUp.set({ instance: ev.instance }, 0);
+      if (ev.type === 'instance-up') metrics.rtpengineUp.set({ rtpengine: ev.instance }, 1);
+      else if (ev.type === 'instance-down') metrics.rtpengineUp.set({ rtpengine: ev.instance }, 0);
       else if (ev.type === 'no-rtpengine') metrics.noRtpengine.inc();
       else if (ev.type === 'command') {
-        metrics.rtpengineLatency.observe({ instance: ev.instance, command: ev.command }, ev.latencyMs / 1000);
-        if (ev.outcome !== 'ok') metrics.rtpengineErrors.inc({ instance: ev.instance, command: ev.command, outcome: ev.outcome });
+        metrics.rtpengineLatency.observe({ rtpengine: ev.instance, command: ev.command }, ev.latencyMs / 1000);
+        if (ev.outcome !== 'ok') metrics.rtpengineErrors.inc({ rtpengine: ev.instance, command: ev.command, outcome: ev.outcome });
       }
     });
   }
@@ -182,8 +182,19 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       tlsPort: tlsLp?.port ?? sig,
       optionsProbe: async () => {
         const targets = await teamsTargets([tenant.fqdn]);
-        const rs = await Promise.all(targets.map((t) => teamsPinger.probe(t)));
-        return rs.map((r) => ({ proxy: r.target.name, status: r.status, rttMs: r.rttMs }));
+        return Promise.all(
+          targets.map(async (t): Promise<OptionsProbeResult> => {
+            const r = await teamsPinger.probe(t);
+            const out: OptionsProbeResult = { proxy: r.target.name, status: r.status, rttMs: r.rttMs };
+            // No answer, or one the SIP server may have made up (timeout → 408, transport error → 503):
+            // is the proxy reachable at all?
+            if (r.status === 0 || r.status === 408 || r.status === 503) {
+              const err = t.proxy ? await tcpReachable(t.proxy) : `cannot resolve ${t.name}`;
+              if (err) out.error = err;
+            }
+            return out;
+          }),
+        );
       },
     });
   };

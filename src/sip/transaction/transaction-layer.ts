@@ -117,6 +117,11 @@ export class TransactionLayer {
   }
 
   /** Disposes every transaction (TU/core `onTerminated` hooks still run once each). Idempotent. */
+  /** A TCP/TLS connection closed: client transactions waiting on it fail (§17.1.4). */
+  connectionClosed(connectionId: number, reason: string): void {
+    for (const t of [...this.#client.values()]) if (t.flow?.connectionId === connectionId) t.connectionLost(reason);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -204,6 +204,15 @@ export abstract class ClientTransaction extends Transaction implements ClientTra
     if (!this.terminated) this.transition('Terminated');
   }
 
+  /**
+   * The connection the request went out on closed (TCP/TLS reset, peer gone) before a final
+   * response: for a reliable transport no response can arrive any more, which §17.1.4 treats as
+   * a transport failure (RFC 5626 §4.4 likewise fails the flow's transactions).
+   */
+  connectionLost(reason: string): void {
+    this.onSendError(new Error(`connection closed before a final response: ${reason}`));
+  }
+
   protected passUp(res: SipResponse, flow: Flow): void {
     this.safe(() => this.tu.onResponse(res, flow));
   }

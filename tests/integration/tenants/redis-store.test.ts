@@ -192,7 +192,8 @@ describe('RedisTenantStore against a real redis-server', () => {
     stop = true;
     await loop;
     expect(violations.slice(0, 5)).toEqual([]);
-    expect(lookups).toBeGreaterThan(1000);
+    // the loop really ran during the applies (a loaded CI box manages a few hundred)
+    expect(lookups).toBeGreaterThan(200);
     expect(seen.size).toBeGreaterThanOrEqual(3);
     expect(s.version()).toBe(4);
   });

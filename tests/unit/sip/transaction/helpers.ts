@@ -38,6 +38,7 @@ export class RecordingTransport implements TransportSender {
       remoteAddress: dest.host,
       remotePort: dest.port,
       reliable: dest.protocol !== 'udp',
+      ...(dest.protocol !== 'udp' ? { connectionId: 7 } : {}),
     });
   }
 

@@ -347,3 +347,28 @@ describe('TransactionLayer: lifecycle', () => {
     expect(core.requests).toEqual([]);
   });
 });
+
+describe('TransactionLayer: connection loss (§17.1.4)', () => {
+  it('fails client transactions still waiting on a closed TCP/TLS connection, not finished ones', async () => {
+    const { clock, layer } = rig();
+    const waiting = new RecordingTu(clock);
+    const done = new RecordingTu(clock);
+    const other = new RecordingTu(clock);
+    const inv = makeRequest('INVITE');
+    layer.request(inv, TCP_DEST, waiting);
+    const opt = makeRequest('OPTIONS');
+    layer.request(opt, TCP_DEST, done);
+    const udp = makeRequest('INVITE');
+    layer.request(udp, UDP_DEST, other);
+    await flush();
+    layer.receive(reply(inv, 100, 'a'), flowOf());
+    layer.receive(reply(opt, 200, 'b'), flowOf());
+    layer.connectionClosed(8, 'another connection');
+    expect(waiting.errors).toEqual([]);
+    layer.connectionClosed(7, 'reset by peer');
+    expect(waiting.errors.map((e) => e.message)).toEqual(['connection closed before a final response: reset by peer']);
+    expect(done.errors).toEqual([]);
+    expect(other.errors).toEqual([]);
+    expect(layer.stats()).toMatchObject({ ict: 1 });
+  });
+});

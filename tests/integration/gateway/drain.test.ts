@@ -1,0 +1,57 @@
+/**
+ * SIGTERM behaviour (issue 4, "SIGTERM drains"): gateway.drain() refuses new calls with 503
+ * (both directions), lets the existing call finish, then closes.
+ */
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { step } from '../../helpers/fake-teams/index.js';
+import { sleep } from '../../helpers/net.js';
+import { carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, received } from '../../sipp/gateway/sipp-gateway.js';
+import { CARRIER_IPS, type GatewayHarness, startGatewayHarness } from './harness.js';
+
+let h: GatewayHarness;
+beforeAll(async () => {
+  h = await startGatewayHarness();
+});
+afterEach(async () => h.afterEach());
+afterAll(async () => h.close());
+
+it('drain: new calls get 503, the existing call finishes, then the gateway closes', async () => {
+  h.ft.script([step.answer(20)]);
+  const mark = h.ft.calls.length;
+  const existing = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: CARRIER_IPS[0], to: '+14255550140' });
+  const call = await h.nextCall(mark);
+  await call.waitForAck();
+  const gw = h.gw;
+  let drained = false;
+  const draining = gw.drain().then(() => (drained = true));
+  await sleep(100);
+  expect(gw.ctx.draining).toBe(true);
+
+  // PSTN → Teams: 503 with Retry-After.
+  const r = await carrierCall({ scenario: 'carrier-call-reject.xml', from: CARRIER_IPS[1], to: '+14255550141' });
+  expectSippOk(r);
+  expect(finalStatuses(r)).toEqual([503]);
+  const res = received(r, /^SIP\/2\.0 503/)[0]!;
+  expect(header(res, 'Retry-After')).toBeDefined();
+  expect(header(res, 'Reason')).toMatch(/draining/);
+  // Teams → PSTN: 503 too (Teams re-routes on 503, §1.11).
+  const t = h.ft.originate({ to: '+442079460140', tenant: 'acme.customers.example.net' });
+  expect((await t.waitForFinal()).status).toBe(503);
+  expect(h.ft.calls.length).toBe(mark + 1);
+
+  // The existing call is still up; the gateway waits for it.
+  await sleep(500);
+  expect(drained).toBe(false);
+  expect(gw.ctx.calls.size).toBe(1);
+  expect((await call.bye()).status).toBe(200);
+  expectSippOk(await existing.done);
+  const t0 = Date.now();
+  await draining;
+  expect(Date.now() - t0).toBeLessThan(2000);
+  expect(gw.ctx.calls.size).toBe(0);
+
+  // Closed: nothing listens for call control any more. A fresh gateway shows rtpengine holds
+  // no session (the afterEach check runs against it).
+  await h.restartGateway();
+  expect(await h.pool.activeSessions()).toBe(0);
+});

@@ -1,0 +1,170 @@
+/**
+ * Teams → PSTN through the gateway (issue 4; teams-direct-routing.md §5): the fake Teams
+ * originates over mutual TLS to the tenant FQDN; carrier targets are SIPp UAS on
+ * 127.0.6.30 (udp, priority 10), .31 (udp, 20), .32 (tcp, 30).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
+import { type SippProcess, sippReport } from '../../helpers/sipp.js';
+import { type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
+import { carrierCall, expectSippOk, finalStatuses, header, received, startTarget } from './sipp-gateway.js';
+
+let h: GatewayHarness;
+beforeAll(async () => {
+  h = await startGatewayHarness();
+});
+afterEach(async () => h.afterEach());
+afterAll(async () => h.close());
+
+const ACME = 'acme.customers.example.net';
+const [T1, T2] = TARGET_IPS;
+
+/** INVITEs a SIPp target received. */
+function invitesAt(r: { messageLog: string }): string[] {
+  return received(r as never, /^INVITE /);
+}
+
+async function stopped(p: SippProcess) {
+  return p.stop();
+}
+
+describe('Teams → PSTN: routing by Request-URI host', () => {
+  it('a call to the tenant FQDN reaches the first carrier target; responses carry the tenant Contact and Allow', async () => {
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460123', tenant: ACME, from: '+14255550100' });
+    const ok = await call.waitForFinal();
+    expect(ok.status).toBe(200);
+    const trying = await call.waitForResponse(100);
+    expect(trying.status).toBe(100);
+    const ringing = await call.waitForResponse(180);
+    for (const res of [ringing, ok]) {
+      expect(res.getAll('contact')).toEqual([`<sip:${ACME}:5061;transport=tls>`]);
+      const allow = res.getAll('allow').join(',').split(',').map((x) => x.trim());
+      expect(allow).toEqual(expect.arrayContaining(['INVITE', 'ACK', 'BYE', 'CANCEL', 'REFER', 'NOTIFY']));
+      expect(res.has('record-route')).toBe(false);
+    }
+    const a = audioOf(parseSdp(ok.body.toString('utf8')))!;
+    expect(a.proto).toBe('RTP/SAVP');
+    expect(a.crypto.map((c) => c.suite)).toEqual(['AES_CM_128_HMAC_SHA1_80']);
+    expect(a.rtcpMux).toBe(true);
+    expect(a.codecs.map((c) => c.name.toUpperCase())).not.toContain('SILK');
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    const inv = invitesAt(r)[0]!;
+    // carrier-a's outbound normalization strips the plus.
+    expect(inv.split('\r\n')[0] ?? inv.split('\n')[0]).toMatch(/^INVITE sip:442079460123@127\.0\.6\.30:5060 SIP\/2\.0/);
+    expect(header(inv, 'From')).toMatch(/^<sip:14255550100@127\.0\.6\.1(:5060)?>;tag=/);
+    expect(inv).toMatch(/m=audio \d+ RTP\/AVP /);
+    expect(inv).not.toMatch(/a=crypto|a=ice-|a=candidate|SILK/);
+  });
+
+  it('an unknown FQDN gets 403 with a Reason header and reaches no carrier', async () => {
+    const call = h.ft.originate({ to: '+442079460123', tenant: 'nobody.customers.example.net' });
+    const res = await call.waitForFinal();
+    expect(res.status).toBe(403);
+    expect(res.get('reason')).toMatch(/^Q\.850;cause=21;text="No trunk config was found/);
+  });
+
+  it('a disabled tenant gets 403', async () => {
+    const call = h.ft.originate({ to: '+442079460123', tenant: 'gone.customers.example.net' });
+    const res = await call.waitForFinal();
+    expect(res.status).toBe(403);
+    expect(res.get('reason')).toMatch(/Tenant disabled/);
+  });
+
+  it('INVITEs from the Teams ranges over anything but TLS get 403', async () => {
+    const r = await carrierCall({ scenario: 'carrier-call-reject.xml', from: '127.0.5.5', to: '+442079460123' });
+    expectSippOk(r);
+    expect(finalStatuses(r)).toEqual([403]);
+    expect(header(received(r, /^SIP\/2\.0 403/)[0]!, 'Reason')).toMatch(/must use TLS/);
+  });
+});
+
+describe('Teams → PSTN: carrier target priority and failover', () => {
+  it.each([503, 408])('%i from the first target → the second target answers', async (status) => {
+    const t1 = await startTarget({ scenario: `target-reject-${status}.xml`, ip: T1 });
+    const t2 = await startTarget({ scenario: 'target-answer.xml', ip: T2 });
+    const call = h.ft.originate({ to: '+442079460124', tenant: ACME });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const [r1, r2] = [await t1.done, await t2.done];
+    expectSippOk(r1);
+    expectSippOk(r2);
+    expect(invitesAt(r1)).toHaveLength(1);
+    expect(invitesAt(r2)).toHaveLength(1);
+  });
+
+  it('no provisional from the first target in time → CANCEL, the second target answers', async () => {
+    const t1 = await startTarget({ scenario: 'target-trying-only.xml', ip: T1 });
+    const t2 = await startTarget({ scenario: 'target-answer.xml', ip: T2 });
+    const call = h.ft.originate({ to: '+442079460125', tenant: ACME });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r1 = await t1.done;
+    expectSippOk(r1);
+    expect(received(r1, /^CANCEL /)).toHaveLength(1);
+    expectSippOk(await t2.done);
+  });
+
+  it.each([486, 603, 404])('%i from the first target stops routing: Teams gets it', async (status) => {
+    const t1 = await startTarget({ scenario: `target-reject-${status}.xml`, ip: T1 });
+    const t2 = await startTarget({ scenario: 'target-answer.xml', ip: T2 });
+    const call = h.ft.originate({ to: '+442079460126', tenant: ACME });
+    const res = await call.waitForFinal();
+    expect(res.status).toBe(status);
+    expectSippOk(await t1.done);
+    const r2 = await stopped(t2);
+    expect(invitesAt(r2), sippReport(r2)).toEqual([]);
+  });
+
+  it('a digest challenge from the carrier is answered with the configured credentials', async () => {
+    const t1 = await startTarget({ scenario: 'target-auth.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460127', tenant: ACME });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r = await t1.done;
+    expectSippOk(r);
+    expect(r.logs).toContain('AUTH OK');
+    const second = invitesAt(r)[1]!;
+    expect(header(second, 'Authorization')).toMatch(/^Digest .*username="gw-trunk"/);
+  });
+});
+
+describe('Teams → PSTN: identity headers', () => {
+  const historyInfo = [
+    '<sip:+14255550100@sip.pstnhub.microsoft.com;user=phone>;index=1',
+    '<sip:+14255550111@sip.pstnhub.microsoft.com;user=phone?Reason=SIP%3Bcause%3D302%3Btext%3D%22Moved%20Temporarily%22>;index=1.1',
+  ];
+
+  it('PAI and Privacy are forwarded and History-Info becomes Diversion when the tenant enables them', async () => {
+    const t1 = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460128', tenant: ACME, from: '+14255550100', pai: '<tel:+14255550100>', privacy: 'id', historyInfo });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r = await t1.done;
+    expectSippOk(r);
+    const inv = invitesAt(r)[0]!;
+    expect(header(inv, 'P-Asserted-Identity')).toBe('<tel:+14255550100>');
+    expect(header(inv, 'Privacy')).toBe('id');
+    expect(header(inv, 'Diversion')).toBe('<sip:+14255550111@sip.pstnhub.microsoft.com;user=phone>;reason=unconditional;counter=1');
+  });
+
+  it('a tenant without forwardPai / historyInfoToDiversion sends neither', async () => {
+    const t1 = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460129', tenant: 'plain.customers.example.net', pai: '<tel:+14255550100>', privacy: 'id', historyInfo });
+    const ok = await call.waitForFinal();
+    expect(ok.status).toBe(200);
+    const allow = ok.getAll('allow').join(',').split(',').map((x) => x.trim());
+    expect(allow).not.toContain('REFER');
+    expect((await call.bye()).status).toBe(200);
+    const r = await t1.done;
+    expectSippOk(r);
+    const inv = invitesAt(r)[0]!;
+    expect(header(inv, 'P-Asserted-Identity')).toBeUndefined();
+    expect(header(inv, 'Diversion')).toBeUndefined();
+    // The fake Teams expects REFER in every Allow: exactly this is flagged.
+    expect(h.ft.violations.map((v) => v.rule)).toEqual(['allow']);
+    h.ft.violations.splice(0);
+  });
+});
