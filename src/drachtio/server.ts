@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, type Server as NetServer, type Socket, createServer } from 'node:net';
 import { type Clock, type TimerHandle, realClock } from '../util/clock.js';
 import { newBranch, newCallId, newTag, newUuid } from '../util/ids.js';
+import { silentLogger } from '../util/logger.js';
 import { Dialog } from '../sip/dialog/dialog.js';
 import {
   type HeaderField,
@@ -41,7 +42,6 @@ const RESPONSE_FIXED = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'record-
 const LOCALHOST_SUBST = new Set(['from', 'to', 'contact', 'p-asserted-identity']);
 const APP_TIMEOUT_MS = 64_000;
 
-const nullLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * The drachtio-compatible server: SIP transports + transactions below, the drachtio wire
@@ -73,7 +73,7 @@ export class DrachtioServerImpl implements DrachtioServer {
 
   constructor(opts: DrachtioServerOptions) {
     this.opts = opts;
-    this.log = opts.logger ?? nullLogger;
+    this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? realClock;
     this.timers = { T1: 500, T2: 4000, T4: 5000, ...opts.timers };
     const listen = opts.contacts.flatMap((c) => parseContact(c, opts.externalIp)).map((s) => (s.protocol === 'tls' && opts.tls ? { ...s, tls: opts.tls } : s));

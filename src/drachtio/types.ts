@@ -1,16 +1,9 @@
 import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
 import type { ListenPoint, TlsOptions } from '../sip/transport/types.js';
 import type { TimerSettings } from '../sip/transaction/types.js';
 
-/** Minimal pino-compatible logger shape (src/sip and src/drachtio never import pino). */
-export interface Logger {
-  debug(obj: unknown, msg?: string): void;
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-  child?(bindings: Record<string, unknown>): Logger;
-  isLevelEnabled?(level: string): boolean;
-}
+export type { Logger } from '../util/logger.js';
 
 export interface SpammerRule {
   /** Header to inspect (User-Agent, From, To); undefined = any of them. */

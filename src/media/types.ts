@@ -2,27 +2,16 @@
  * Public types of the media layer (rtpengine anchoring). Call control needs only these and
  * the classes exported from ./index.ts; it never talks ng itself.
  */
+import { type Logger, silentLogger } from '../util/logger.js';
 
 /** The two legs of a gateway call, named by who is on the far side. */
 export type MediaLeg = 'carrier' | 'teams';
 
 export const otherLeg = (leg: MediaLeg): MediaLeg => (leg === 'carrier' ? 'teams' : 'carrier');
 
-/** The subset of a pino logger the media layer uses. */
-export interface MediaLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  child?(bindings: Record<string, unknown>): MediaLogger;
-}
-
-export const silentLogger: MediaLogger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** The logger the media layer uses (the project's pino-shaped interface). */
+export type MediaLogger = Logger;
+export { silentLogger };
 
 /** An ng request dictionary (without `command`). Values are bencoded by rtpengine-client. */
 export type NgParams = Record<string, unknown>;

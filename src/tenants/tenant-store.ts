@@ -9,6 +9,7 @@
  * versions mixed; `snapshot()` pins one version for several related lookups.
  */
 import { EventEmitter } from 'node:events';
+import { type Logger, silentLogger } from '../util/logger.js';
 import { TenantIndex, TenantSnapshot } from './tenant-index.js';
 import type { Carrier, Tenant } from './types.js';
 
@@ -36,14 +37,9 @@ export interface TenantStoreEvents {
   status: [StoreStatus];
 }
 
-/** pino-compatible subset. */
-export interface TenantLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLogger: TenantLogger = { info() {}, warn() {}, error() {} };
+/** The part of the project's logger interface the tenant layer uses. */
+export type TenantLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+export { silentLogger };
 
 export interface TenantLookup {
   byNumber(e164: string): Promise<Tenant | undefined>;

@@ -1,3 +1,4 @@
+import { type Logger, silentLogger } from '../../util/logger.js';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -14,21 +15,8 @@ import type { Destination, Flow, ListenPoint, ListenSpec, Protocol, TlsOptions, 
 import { UdpEndpoint } from './udp.js';
 import { applyReceived, defaultPort, normalizeIp, responseTarget } from './via-received.js';
 
-/** The pino-shaped subset the transport logs through (src/sip must not import pino). */
-export interface TransportLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const noopLogger: TransportLogger & { isLevelEnabled(level: string): boolean } = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  isLevelEnabled: () => false,
-};
+/** The transport logs through the project's pino-shaped interface (src/sip must not import pino). */
+export type TransportLogger = Logger;
 
 export interface TransportLayerOptions {
   listen: ListenSpec[];
@@ -139,7 +127,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   constructor(opts: TransportLayerOptions) {
     super();
     this.#specs = opts.listen.map((s) => ({ ...s }));
-    this.#log = opts.logger ?? noopLogger;
+    this.#log = opts.logger ?? silentLogger;
     this.#clock = opts.clock ?? realClock;
     this.#opts = {
       udpBufferBytes: opts.udpBufferBytes ?? 4 * 1024 * 1024,
