@@ -1,0 +1,117 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseAppSip, wireHeaderName } from '../../../src/drachtio/app-sip.js';
+import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from '../../../src/drachtio/contacts.js';
+import { decode, safeField, wireTime } from '../../../src/drachtio/wire/codec.js';
+import { WireFramer, WireProtocolError } from '../../../src/drachtio/wire/framer.js';
+import type { ListenPoint } from '../../../src/sip/transport/types.js';
+
+describe('wire framing (drachtio-wire-protocol.md §2)', () => {
+  it('counts UTF-8 bytes, not characters', () => {
+    const payload = 'id|sip||\r\nINFO sip:x SIP/2.0\r\nX-Name: Zoë 🎧\r\n\r\n';
+    const frame = WireFramer.encode(payload);
+    expect(frame.toString('latin1', 0, frame.indexOf(0x23))).toBe(String(Buffer.byteLength(payload)));
+    expect(new WireFramer().push(frame)).toEqual([payload]);
+  });
+
+  it('yields the same payloads for any split of the stream (partial and coalesced reads)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 200 });
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }), (payloads, cuts) => {
+        const stream = Buffer.concat(payloads.map((p) => WireFramer.encode(p)));
+        const f = new WireFramer();
+        const out: string[] = [];
+        let off = 0;
+        let i = 0;
+        while (off < stream.length) {
+          const n = cuts[i++ % cuts.length]!;
+          out.push(...f.push(stream.subarray(off, off + n)));
+          off += n;
+        }
+        expect(out).toEqual(payloads.map((p) => Buffer.from(p, 'utf8').toString('utf8')));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('treats a non-numeric or absurd length prefix as fatal', () => {
+    expect(() => new WireFramer().push(Buffer.from('12a#hello'))).toThrow(WireProtocolError);
+    expect(() => new WireFramer().push(Buffer.from('#hello'))).toThrow(WireProtocolError);
+    expect(() => new WireFramer().push(Buffer.from('1234567890123'))).toThrow(WireProtocolError);
+    expect(() => new WireFramer(100).push(Buffer.from('101#'))).toThrow(/exceeds the limit/);
+    // an incomplete but valid prefix waits for more bytes
+    expect(new WireFramer().push(Buffer.from('12'))).toEqual([]);
+  });
+});
+
+describe('wire codec', () => {
+  it('splits only the leader (text before the first CR) on |', () => {
+    expect(decode('m1|sip|T1||\r\nMESSAGE sip:a SIP/2.0\r\nX: a|b\r\n\r\nbody|with|pipes')).toEqual({
+      msgId: 'm1',
+      type: 'sip',
+      args: ['T1', '', ''],
+      body: 'MESSAGE sip:a SIP/2.0\r\nX: a|b\r\n\r\nbody|with|pipes',
+    });
+    expect(decode('m2|ping')).toEqual({ msgId: 'm2', type: 'ping', args: [], body: '' });
+    expect(decode('garbage')).toBeUndefined();
+  });
+
+  it('formats time as HH:MM:SS.uuuuuu (UTC) and keeps separators out of fields', () => {
+    expect(wireTime(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 67)))).toBe('03:04:05.067000');
+    expect(safeField('a|b\r\nc')).toBe('a b  c');
+  });
+});
+
+describe('app SIP text (§5)', () => {
+  it('drops the headers the server computes and invalid header lines, keeps the body bytes', () => {
+    const s = parseAppSip('INVITE sip:bob@example.com SIP/2.0\r\nvia: SIP/2.0/UDP x\r\nRoute: <sip:r>\r\nContent-Length: 3\r\nbad header: x\r\nX-Ok: 1\r\nfrom: sip:1@localhost\r\n\r\nv=0 ä')!;
+    expect(s.method).toBe('INVITE');
+    expect(s.headers.map((h) => h.key)).toEqual(['x-ok', 'from']);
+    expect(s.dropped).toEqual(['bad header: x']);
+    expect(s.body.toString('utf8')).toBe('v=0 ä');
+    const r = parseAppSip('SIP/2.0 486 Busy Here\r\nX-Foo: bar\r\n\r\n')!;
+    expect([r.isResponse, r.status, r.reason]).toEqual([true, 486, 'Busy Here']);
+    expect(parseAppSip('this is not SIP')).toBeUndefined();
+  });
+
+  it('capitalises custom header names but keeps X- names as given', () => {
+    expect(wireHeaderName('subject')).toBe('Subject');
+    expect(wireHeaderName('p-charging-vector')).toBe('P-Charging-Vector');
+    expect(wireHeaderName('x-custom-thing')).toBe('x-custom-thing');
+    expect(wireHeaderName('call-id')).toBe('Call-ID');
+  });
+});
+
+describe('contacts and transport choice (§14)', () => {
+  const lp = (protocol: 'udp' | 'tcp' | 'tls', host: string, port: number, externalIp?: string): ListenPoint => ({ protocol, host, port, ...(externalIp ? { externalIp } : {}) });
+
+  it('expands drachtio contacts into one listen point per protocol', () => {
+    expect(parseContact('sip:10.0.0.5:5060;transport=udp,tcp')).toEqual([
+      { protocol: 'udp', host: '10.0.0.5', port: 5060 },
+      { protocol: 'tcp', host: '10.0.0.5', port: 5060 },
+    ]);
+    expect(parseContact('sips:10.0.0.5;transport=tls', '203.0.113.9')).toEqual([{ protocol: 'tls', host: '10.0.0.5', port: 5061, externalIp: '203.0.113.9' }]);
+    expect(parseContact('sip:*;transport=udp')).toEqual([{ protocol: 'udp', host: '0.0.0.0', port: 5060 }]);
+    expect(() => parseContact('sip:10.0.0.5;transport=sctp')).toThrow(/unsupported transport sctp/);
+  });
+
+  it('advertises external addresses and builds transport Contacts', () => {
+    const tls = lp('tls', '10.0.0.5', 5061, '203.0.113.9');
+    expect(hostport(tls)).toBe('tls/203.0.113.9:5061');
+    expect(hostport(tls, true)).toBe('tls/10.0.0.5:5061');
+    expect(transportUri(tls)).toBe('sips:203.0.113.9:5061');
+    expect(transportUri(lp('tcp', '10.0.0.5', 5060), 'alice')).toBe('sip:alice@10.0.0.5:5060;transport=tcp');
+  });
+
+  it('chooses by explicit protocol, then address family and closeness', () => {
+    const lps = [lp('udp', '10.0.0.5', 5060), lp('tcp', '10.0.0.5', 5060), lp('udp', '127.0.0.1', 5060), lp('udp', '2001:db8::5', 5060)];
+    expect(chooseListenPoint(lps, '10.0.0.99', undefined)).toEqual(lps[0]);
+    expect(chooseListenPoint(lps, '127.0.0.7', undefined)).toEqual(lps[2]);
+    expect(chooseListenPoint(lps, '10.0.0.99', 'tcp')).toEqual(lps[1]);
+    expect(chooseListenPoint(lps, '2001:db8::9', undefined)).toEqual(lps[3]);
+    expect(chooseListenPoint(lps, '10.0.0.99', 'tls')).toBeUndefined();
+    expect(isOwnAddress(lps, '10.0.0.5', 5060)).toBe(true);
+    expect(isOwnAddress(lps, '10.0.0.5', 5070)).toBe(false);
+    expect(isOwnAddress(lps, 'localhost', undefined)).toBe(true);
+  });
+});
