@@ -1,3 +1,5 @@
+import type { GatewayFeatures } from '../gateway/features.js';
+
 /**
  * THE configuration schema of the gateway process: every key, its type and its default, in one
  * place. `config/default.json` mirrors these defaults (a unit test keeps them equal) and
@@ -124,6 +126,47 @@ export const configSchema = {
         },
       },
     },
+    calls: {
+      description: 'Mid-call behaviour, transfers and ring groups (src/gateway/features.ts).',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        sessionTimer: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            sessionExpires: { description: 'Session-Expires we ask for in INVITEs to Teams (RFC 4028).', type: 'integer', minimum: 90, default: 1800 },
+            minSeconds: { description: 'Smallest session interval accepted (Min-SE); lower requests get 422.', type: 'integer', minimum: 1, default: 90 },
+            refresherForTeamsCalls: { description: 'Calls from Teams: who refreshes (uac = Teams, uas = the gateway).', enum: ['uac', 'uas'], default: 'uac' },
+          },
+        },
+        info: { description: 'SIP INFO: pass to the other leg, or answer 200 locally.', enum: ['pass', 'local'], default: 'pass' },
+        carrierEarlyMedia: {
+          description: 'Per carrier name: 183 with SDP toward that carrier (overrides carriers.earlyMedia).',
+          type: 'object',
+          additionalProperties: { enum: ['pass', 'convert-to-180'] },
+          default: {},
+        },
+        ringGroups: {
+          description: 'DID (+E.164) → Teams numbers rung for it (group calls).',
+          type: 'object',
+          default: {},
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['members'],
+            properties: {
+              members: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' } },
+              strategy: { enum: ['simultaneous', 'sequential'], default: 'simultaneous' },
+              memberTimeoutSec: { type: 'integer', minimum: 1, default: 20 },
+              fallback: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' },
+            },
+          },
+        },
+      },
+    },
     ops: {
       description: 'Operations: HTTP endpoint (/metrics, /health, /ready, /status, /check), OPTIONS health checks, CDRs.',
       type: 'object',
@@ -175,6 +218,7 @@ export interface Config {
   };
   carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180' };
   media: { rtpengines: string[]; commandTimeoutMs: number; healthIntervalMs: number; failuresBeforeDown: number; profiles: Record<string, unknown> };
+  calls: GatewayFeatures;
   ops: {
     httpHost: string;
     httpPort: number;

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Admission } from './admission.js';
-import type { MediaSession } from './media-port.js';
+import type { MediaSession, MediaSide } from './media-port.js';
+import type { TeamsPin } from './sdp-rules.js';
+import type { Tenant } from '../tenants/types.js';
 
 export type Direction = 'inbound' | 'outbound';
 export type HangupBy = 'caller' | 'callee' | 'gateway';
@@ -9,12 +11,14 @@ export type HangupBy = 'caller' | 'callee' | 'gateway';
 export interface SrfDialog {
   id: string;
   sip: { callId: string; localTag: string; remoteTag: string };
-  local: { sdp: string };
+  local: { sdp: string; contact?: string };
   remote: { sdp: string };
+  res?: any;
   connected?: boolean;
   on(ev: string, fn: (...a: any[]) => void): void;
+  once?(ev: string, fn: (...a: any[]) => void): void;
   destroy(opts?: { headers?: Record<string, string> }): Promise<void>;
-  modify(sdp: string): Promise<string>;
+  modify(sdp: string | Record<string, unknown>, opts?: Record<string, unknown>): Promise<any>;
   request(opts: { method: string; headers?: Record<string, string>; body?: string }): Promise<any>;
 }
 
@@ -42,6 +46,21 @@ export class CallSession {
   to?: string;
   teamsProxy?: string;
   firstProvisionalAt?: number;
+  /** Mid-call state (mid-call.ts): the tenant, what Teams-bound SDP is pinned to, last SDPs. */
+  tenant?: Tenant;
+  /** Contact for requests we send to Teams on this call (tenant FQDN, +E.164 user, §4.3). */
+  teamsContact?: string;
+  /** The PSTN party's number (+E.164 or 'anonymous'). */
+  pstnNumber?: string;
+  teamsPin?: TeamsPin;
+  /** Last SDP received from / sent to each side. */
+  readonly sdpFrom: Partial<Record<MediaSide, string>> = {};
+  readonly sdpTo: Partial<Record<MediaSide, string>> = {};
+  /** An offer/answer exchange (re-INVITE relay, transfer) is in progress. */
+  busy = false;
+  /** Teams legs replaced by a transfer, waiting for Teams' BYE (never BYEd early, §6.4). */
+  readonly retired = new Set<SrfDialog>();
+  readonly #timers = new Set<NodeJS.Timeout>();
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #onClose: (s: CallSession) => void;
@@ -68,7 +87,10 @@ export class CallSession {
    */
   attachB(b: SrfDialog): void {
     this.b = b;
-    b.on('destroy', () => void this.close('callee'));
+    b.on('destroy', () => {
+      if (this.b === b) void this.close('callee');
+      else this.retired.delete(b);
+    });
     if (this.#closed) void b.destroy().catch(() => {});
     else if (b.connected === false) void this.close('callee');
   }
@@ -76,9 +98,59 @@ export class CallSession {
   /** Adopts the answered A leg; if the call already ended meanwhile, hangs it up at once. */
   attachA(a: SrfDialog): void {
     this.a = a;
-    a.on('destroy', () => void this.close('caller'));
+    a.on('destroy', () => {
+      if (this.a === a) void this.close('caller');
+      else this.retired.delete(a);
+    });
     if (this.#closed) void a.destroy().catch(() => {});
     else if (a.connected === false) void this.close('caller');
+  }
+
+  /** Which of a/b faces Teams. */
+  get teamsSide(): 'a' | 'b' {
+    return this.direction === 'inbound' ? 'b' : 'a';
+  }
+
+  /** The dialog facing `side` (carrier or Teams). */
+  leg(side: MediaSide): SrfDialog | undefined {
+    const teams = this.teamsSide;
+    const which = side === 'teams' ? teams : teams === 'a' ? 'b' : 'a';
+    return which === 'a' ? this.a : this.b;
+  }
+
+  /** The side a dialog of this call faces. */
+  sideOf(d: SrfDialog): MediaSide | undefined {
+    if (d === this.leg('teams')) return 'teams';
+    if (d === this.leg('carrier')) return 'carrier';
+    return undefined;
+  }
+
+  /**
+   * A transfer (REFER) or Replaces gave the Teams side a new dialog: the old one is kept in
+   * `retired` (its BYE no longer ends the call) until Teams, or `close()`, ends it.
+   */
+  replaceTeamsLeg(d: SrfDialog): SrfDialog | undefined {
+    const old = this.leg('teams');
+    if (old) this.retired.add(old);
+    if (this.teamsSide === 'a') this.attachA(d);
+    else this.attachB(d);
+    return old;
+  }
+
+  /** A timer cleared when the call ends. */
+  setTimer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+    return t;
+  }
+
+  clearTimer(t: NodeJS.Timeout | undefined): void {
+    if (!t) return;
+    clearTimeout(t);
+    this.#timers.delete(t);
   }
 
   /**
@@ -95,12 +167,17 @@ export class CallSession {
 
   async #doClose(by: HangupBy, status: number | undefined): Promise<void> {
     this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     this.endedAt = Date.now();
     this.hangupBy = by;
     if (status !== undefined) this.finalStatus = status;
     const byes: Promise<unknown>[] = [];
     if (this.a && by !== 'caller') byes.push(this.a.destroy().catch(() => {}));
     if (this.b && by !== 'callee') byes.push(this.b.destroy().catch(() => {}));
+    // A replaced Teams leg Teams never ended: the call is over, so it goes too.
+    for (const d of this.retired) if (d.connected !== false) byes.push(d.destroy().catch(() => {}));
+    this.retired.clear();
     await this.media?.delete().catch((err: Error) => this.log.warn({ err: err.message }, 'media delete failed'));
     if (this.#admission) await this.#admission.admission.release(this.#admission.tenantId, this.#admission.callId).catch(() => {});
     this.log.info({ hangupBy: by, durationMs: this.answeredAt ? this.endedAt - this.answeredAt : 0, status: this.finalStatus }, 'call ended');

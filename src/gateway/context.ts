@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { TenantStore } from '../tenants/index.js';
 import type { Admission } from './admission.js';
 import type { CallSession } from './call-session.js';
+import type { GatewayFeatures } from './features.js';
 import type { MediaService } from './media-port.js';
 import type { Resolver } from './resolver.js';
 import type { TeamsProxyList } from './teams-proxies.js';
@@ -22,6 +23,8 @@ export interface GatewayContext {
   carrierDown: ReadonlySet<string>;
   /** true after SIGTERM: new calls get 503. */
   draining: boolean;
+  /** Mid-call, transfer, ring-group and DTMF settings (defaults: features.ts). */
+  features?: Partial<GatewayFeatures>;
 }
 
 /** Q.850-style Reason header value for a rejection we generate. */

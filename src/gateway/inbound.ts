@@ -1,6 +1,9 @@
 import type { Carrier, Tenant } from '../tenants/types.js';
 import { CallSession, type SrfDialog } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
+import { featuresOf } from './features.js';
+import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
+import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
 import { UacAttempt } from './uac-attempt.js';
 
@@ -75,6 +78,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
   s.carrier = carrier.name;
   s.from = caller;
   s.to = calledForTeams;
+  s.tenant = tenant;
+  s.pstnNumber = caller;
   s.holdAdmission(ctx.admission, tenant.id, callId);
   ctx.calls.add(s);
   if (canceled) return void (await s.close('caller', 487));
@@ -103,8 +108,17 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
       'X-MS-SBC': ctx.config.teams.sbcHeader,
       Allow: teamsAllow(tenant.teams.advertiseRefer),
       'Max-Forwards': '70',
+      // RFC 4028 §7.1: we support session timers; Teams answers with its interval (§4.16).
+      Supported: 'timer',
+      'Session-Expires': String(featuresOf(ctx).sessionTimer.sessionExpires),
     };
+    s.teamsContact = headers.Contact;
     if (caller === 'anonymous') headers.Privacy = 'id';
+    const group = featuresOf(ctx).ringGroups[calledForTeams];
+    if (group) {
+      await ringGroupCall(ctx, { s, req, res, headers, offer, group, isCanceled: () => canceled, setCurrent: (a) => (current = a), earlyMedia: earlyMediaMode() });
+      return;
+    }
     const primary = ctx.teamsProxies.list()[0]!;
     const uri = teamsRequestUri(calledForTeams, primary);
     headers.To = `<sip:${calledForTeams}@${primary.host};user=phone>`;
@@ -137,6 +151,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
       if (r.dialog) {
         const b = r.dialog;
         s.attachB(b);
+        wireLeg(ctx, s, b);
         if (canceled || s.closed) {
           await s.close('gateway');
           return;
@@ -148,6 +163,11 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
         s.answeredAt = Date.now();
         s.finalStatus = 200;
         s.attachA(a);
+        noteReceived(s, 'carrier', req.body);
+        noteSent(s, 'teams', offer);
+        noteReceived(s, 'teams', b.remote.sdp);
+        noteSent(s, 'carrier', answer);
+        callAnswered(ctx, s, b.res?.get?.('Session-Expires'), false);
         log.info({ proxy: proxy.host }, 'call answered');
         return;
       }
@@ -171,13 +191,17 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     const status = lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503;
     await failCall(s, res, status, lastReason);
 
+    function earlyMediaMode() {
+      return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
+    }
+
     async function relayProvisional(p: any): Promise<void> {
       if (p.status <= 100 || canceled || res.finalResponseSent) return;
       provisional = true;
       s.firstProvisionalAt ??= Date.now();
       try {
         if (p.status === 183 && p.body) {
-          if (ctx.config.carriers.earlyMedia === 'convert-to-180') {
+          if (earlyMediaMode() === 'convert-to-180') {
             // §4.13: for carriers that stop local ringback on 183, a 180 without SDP.
             if (!sent183) res.send(180);
             return;

@@ -2,6 +2,10 @@ import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession, type SrfDialog } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
+import { featuresOf, parseSessionExpires } from './features.js';
+import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
+import { E164_RE } from './numbers.js';
+import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { normalize, userOf } from './numbers.js';
 import { UacAttempt } from './uac-attempt.js';
 
@@ -79,6 +83,18 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const contact = `<sip:${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>`;
   const teamsHeaders = { Contact: contact, Allow: teamsAllow(tenant.teams.advertiseRefer), 'X-MS-SBC': ctx.config.teams.sbcHeader };
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'), undefined, teamsHeaders);
+  // §6.7 / RFC 3891 §3: INVITE with Replaces takes over an existing call (no new admission);
+  // "If no match is found, the UAS rejects the INVITE and returns a 481".
+  if (req.has('Replaces')) {
+    const r = parseReplaces(String(req.get('Replaces')));
+    const target = r ? findReplaced(ctx, r) : undefined;
+    if (!target || target.tenantId !== tenant.id) return reject(481, reason(41, 'Replaced dialog not found'), undefined, teamsHeaders);
+    return acceptReplaces(ctx, target, req, res, teamsHeaders);
+  }
+  // RFC 4028 §9: an interval below our minimum gets 422 with Min-SE.
+  const st = featuresOf(ctx).sessionTimer;
+  const se = parseSessionExpires(req.has('Session-Expires') ? req.get('Session-Expires') : undefined);
+  if (se && se.seconds < st.minSeconds) return reject(422, undefined, undefined, { ...teamsHeaders, 'Min-SE': String(st.minSeconds) });
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30, teamsHeaders);
   const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch((err: Error) => {
     log.error({ err: err.message }, 'admission check failed');
@@ -96,6 +112,10 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   // Known before the call is counted (metrics label it with its first carrier).
   s.from = fromUser;
   s.to = tenantNumber;
+  s.tenant = tenant;
+  s.pstnNumber = tenantNumber;
+  // Requests to Teams need a +E.164 user in Contact (§4.3); responses carry the bare FQDN.
+  s.teamsContact = E164_RE.test(tenantNumber) ? `<sip:${tenantNumber}@${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>` : contact;
   if (targets[0]) s.carrier = targets[0].carrier.name;
   s.holdAdmission(ctx.admission, tenant.id, callId);
   ctx.calls.add(s);
@@ -162,6 +182,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       if (r.dialog) {
         const b = r.dialog;
         s.attachB(b);
+        wireLeg(ctx, s, b);
         if (canceled || s.closed) {
           await s.close('gateway');
           return;
@@ -169,10 +190,20 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         let answer = b.remote.sdp;
         if (s.media && answer) answer = await s.media.answer('carrier', answer);
         if (canceled || s.closed) return;
-        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer, headers: teamsHeaders });
+        const seHeaders: Record<string, string> = {};
+        if (se) {
+          seHeaders['Session-Expires'] = `${se.seconds};refresher=${se.refresher ?? st.refresherForTeamsCalls}`;
+          seHeaders.Require = 'timer';
+        }
+        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer, headers: { ...teamsHeaders, ...seHeaders } });
         s.answeredAt = Date.now();
         s.finalStatus = 200;
         s.attachA(a);
+        noteReceived(s, 'teams', req.body);
+        noteSent(s, 'carrier', offer);
+        noteReceived(s, 'carrier', b.remote.sdp);
+        noteSent(s, 'teams', answer);
+        callAnswered(ctx, s, seHeaders['Session-Expires'], true);
         log.info({ carrier: carrier.name, target: `${target.host}:${target.port}` }, 'call answered');
         return;
       }

@@ -42,4 +42,15 @@ describe('gateway config', () => {
   it('names the environment variable source when the overlay is invalid', () => {
     expect(() => loadConfig(undefined, { TEAMS_GW_SIP_MODE: 'sideways' })).toThrow(/environment: sipServer\.mode must be equal to one of the allowed values/);
   });
+
+  it('validates ring groups and fills their defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(dir, 'rg.yaml');
+    writeFileSync(f, 'calls:\n  ringGroups:\n    "+14255550100":\n      members: ["+14255550101", "+14255550102"]\n      fallback: "+14255550199"\n');
+    const c = loadConfig(f, {});
+    expect(c.calls.ringGroups['+14255550100']).toEqual({ members: ['+14255550101', '+14255550102'], fallback: '+14255550199', strategy: 'simultaneous', memberTimeoutSec: 20 });
+    writeFileSync(f, 'calls:\n  ringGroups:\n    "+14255550100":\n      members: ["4255550101"]\n');
+    expect(() => loadConfig(f, {})).toThrow(/calls\.ringGroups\.\+14255550100\.members\.0 must match pattern/);
+  });
 });
+

@@ -1,0 +1,266 @@
+/**
+ * Mid-call behaviour of an answered call (issue 5): re-INVITEs relayed through rtpengine
+ * re-offers with the Teams hold rules, offer-less re-INVITEs, SIP INFO, session timers, and
+ * the entry points for REFER (transfer.ts).
+ */
+import type { CallSession, SrfDialog } from './call-session.js';
+import { type GatewayContext, teamsAllow } from './context.js';
+import { featuresOf, parseSessionExpires } from './features.js';
+import type { MediaSide } from './media-port.js';
+import { isHoldOffer, pinOf, towardTeams } from './sdp-rules.js';
+import { handleRefer } from './transfer.js';
+
+const other = (s: MediaSide): MediaSide => (s === 'teams' ? 'carrier' : 'teams');
+const wired = new WeakSet<SrfDialog>();
+
+/** Waits (bounded) until the call has both legs: the B leg can see a re-INVITE before the A leg is answered. */
+async function bothLegs(s: CallSession, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!s.closed && (!s.a || !s.b || s.answeredAt === undefined)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !s.closed;
+}
+
+/** Headers for requests we send to Teams inside a dialog (tenant Contact, §4.3/§5.11). */
+export function teamsInDialogHeaders(s: CallSession): Record<string, string> {
+  return s.teamsContact ? { Contact: s.teamsContact } : {};
+}
+
+/** Records the SDP sent toward a side; the first one toward Teams pins media (§6.11). */
+export function noteSent(s: CallSession, side: MediaSide, sdp: string | undefined): void {
+  if (!sdp) return;
+  s.sdpTo[side] = sdp;
+  if (side === 'teams') s.teamsPin ??= pinOf(sdp);
+}
+
+export function noteReceived(s: CallSession, side: MediaSide, sdp: string | undefined): void {
+  if (sdp) s.sdpFrom[side] = sdp;
+}
+
+/** An offer rtpengine produced for `to`, with the Teams rules when `to` is Teams. */
+function outgoingOffer(s: CallSession, to: MediaSide, sdp: string, hold: boolean): string {
+  return to === 'teams' ? towardTeams(sdp, s.teamsPin, { offer: true, hold }) : sdp;
+}
+
+function outgoingAnswer(s: CallSession, to: MediaSide, sdp: string): string {
+  return to === 'teams' ? towardTeams(sdp, s.teamsPin, { offer: false }) : sdp;
+}
+
+/**
+ * Wires one answered leg: re-INVITE, INFO, REFER (Teams legs of tenants that advertise it).
+ * Called for both legs once the call is up, and for every new Teams leg (transfer, Replaces).
+ */
+export function wireLeg(ctx: GatewayContext, s: CallSession, d: SrfDialog): void {
+  if (wired.has(d)) return;
+  wired.add(d);
+  d.on('modify', (req: any, res: any) => {
+    const side = s.sideOf(d);
+    if (!side || s.closed) return void res.send(481);
+    void relayReinvite(ctx, s, side, req, res);
+  });
+  d.on('info', (req: any, res: any) => {
+    const side = s.sideOf(d);
+    if (!side || s.closed) return void res.send(481);
+    void relayInfo(ctx, s, side, req, res);
+  });
+  d.on('refer', (req: any, res: any) => {
+    const side = s.sideOf(d);
+    // §6.13: carrier REFERs are terminated on the gateway; Teams REFERs only where advertised.
+    if (side !== 'teams' || !s.tenant?.teams.advertiseRefer) return void res.send(405, { headers: { Allow: 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO' } });
+    void handleRefer(ctx, s, d, req, res);
+  });
+}
+
+/** Both legs are up: wire them and start the session timer. */
+export function callAnswered(ctx: GatewayContext, s: CallSession, teamsSessionExpires: string | undefined, teamsIsUac: boolean): void {
+  // The B leg was wired when it answered (earlyWire): a re-INVITE may come on it at once.
+  for (const d of [s.a, s.b]) if (d && !wired.has(d)) wireLeg(ctx, s, d);
+  armSessionTimer(ctx, s, teamsSessionExpires, teamsIsUac);
+}
+
+/**
+ * RFC 4028 §10: the refresher sends a refresh at half the interval; "If no session refresh
+ * request ... is received before the session expires, the UA SHOULD send a BYE" — with the
+ * expiry taken as interval - min(32, interval/3) for the side that waits.
+ * `value` is the negotiated Session-Expires toward Teams; `teamsIsUac` whether Teams sent the
+ * INVITE that set it (refresher=uac then names Teams).
+ */
+export function armSessionTimer(ctx: GatewayContext, s: CallSession, value: string | undefined, teamsIsUac: boolean): void {
+  const se = parseSessionExpires(value);
+  if (!se || s.closed) return;
+  const min = featuresOf(ctx).sessionTimer.minSeconds;
+  const interval = Math.max(se.seconds, min);
+  const weRefresh = se.refresher === (teamsIsUac ? 'uas' : 'uac');
+  const st = (s as SessionWithTimer).__st ?? ((s as SessionWithTimer).__st = { interval, weRefresh, teamsIsUac, timer: undefined });
+  st.interval = interval;
+  st.teamsIsUac = teamsIsUac;
+  st.weRefresh = weRefresh;
+  s.clearTimer(st.timer);
+  if (weRefresh) {
+    st.timer = s.setTimer(() => void refreshTeams(ctx, s, teamsIsUac), (interval * 1000) / 2);
+  } else {
+    st.timer = s.setTimer(() => {
+      s.log.info({ sessionExpires: interval }, 'session timer expired: no refresh from Teams');
+      void s.close('gateway', 408);
+    }, (interval - Math.min(32, interval / 3)) * 1000);
+  }
+}
+
+type SessionWithTimer = CallSession & { __st?: { interval: number; weRefresh: boolean; teamsIsUac: boolean; timer: NodeJS.Timeout | undefined } };
+
+/** Our refresh toward Teams: a re-INVITE with the SDP we last sent (unchanged session). */
+async function refreshTeams(ctx: GatewayContext, s: CallSession, teamsIsUac: boolean): Promise<void> {
+  const d = s.leg('teams');
+  const st = (s as SessionWithTimer).__st;
+  if (!d || !st || s.closed) return;
+  if (s.busy) {
+    // an exchange in progress refreshes the session itself; try again shortly
+    st.timer = s.setTimer(() => void refreshTeams(ctx, s, teamsIsUac), 500);
+    return;
+  }
+  const sdp = s.sdpTo.teams ?? d.local.sdp;
+  const refresher = teamsIsUac ? 'uas' : 'uac';
+  try {
+    s.busy = true;
+    const answer = await d.modify(sdp, { headers: { ...teamsInDialogHeaders(s), Supported: 'timer', 'Session-Expires': `${st.interval};refresher=${refresher}` } });
+    noteReceived(s, 'teams', typeof answer === 'string' ? answer : undefined);
+    s.log.debug('session refreshed toward Teams');
+    armSessionTimer(ctx, s, `${st.interval};refresher=${refresher}`, teamsIsUac);
+  } catch (err) {
+    // RFC 4028 §10: a refresh that fails with 408/481 ends the session.
+    s.log.info({ err: (err as Error).message, status: (err as { status?: number }).status }, 'session refresh toward Teams failed: call ended');
+    void s.close('gateway', 408);
+  } finally {
+    s.busy = false;
+  }
+}
+
+/** A re-INVITE from Teams restarts the timer (it is a refresh when it carries Session-Expires or not). */
+function teamsRefreshed(ctx: GatewayContext, s: CallSession, req: any): Record<string, string> {
+  const st = (s as SessionWithTimer).__st;
+  if (!st) return {};
+  // Whether Teams sent the INVITE of the current Teams leg (a transfer's new leg is ours).
+  const teamsIsUac = st.teamsIsUac;
+  const se = parseSessionExpires(req.get?.('Session-Expires'));
+  const interval = Math.max(se?.seconds ?? st.interval, featuresOf(ctx).sessionTimer.minSeconds);
+  // RFC 4028 §9: the sender of this re-INVITE is the UAC of this transaction; without a
+  // refresher parameter (or without the header) the roles stay as they were.
+  const teamsRefreshes = se?.refresher ? se.refresher === 'uac' : !st.weRefresh;
+  const value = `${interval};refresher=${teamsRefreshes ? 'uac' : 'uas'}`;
+  // Re-expressed relative to the INVITE that set up the call (what armSessionTimer expects).
+  armSessionTimer(ctx, s, `${interval};refresher=${teamsRefreshes === teamsIsUac ? 'uac' : 'uas'}`, teamsIsUac);
+  return se ? { 'Session-Expires': value, Require: 'timer' } : {};
+}
+
+/**
+ * A re-INVITE from `from`, relayed to the other leg through an rtpengine re-offer.
+ * RFC 3264 §8: a new offer in the session; RFC 3261 §14.2: a second one while one is in
+ * progress gets 491.
+ */
+async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSide, req: any, res: any): Promise<void> {
+  if (s.busy) return void res.send(491);
+  if (!(await bothLegs(s))) return void res.send(491);
+  if (s.busy) return void res.send(491);
+  const to = other(from);
+  const toDlg = s.leg(to);
+  const fromDlg = s.leg(from);
+  if (!toDlg || !fromDlg) return void res.send(481);
+  s.busy = true;
+  const extra = from === 'teams' ? { ...teamsResponseHeaders(s), ...teamsRefreshed(ctx, s, req) } : {};
+  try {
+    const body: string = req.body ?? '';
+    if (body.trim()) {
+      noteReceived(s, from, body);
+      const hold = isHoldOffer(body);
+      let out = s.media ? await s.media.offer(from, body) : body;
+      out = outgoingOffer(s, to, out, hold);
+      const toHeaders = to === 'teams' ? teamsInDialogHeaders(s) : {};
+      let answer: string;
+      try {
+        answer = await toDlg.modify(out, { headers: toHeaders });
+      } catch (err) {
+        // The other leg refused: give the same status back; rtpengine returns to the last answer.
+        const status = (err as { status?: number }).status ?? 500;
+        if (s.media && s.sdpFrom[to]) await s.media.answer(to, s.sdpFrom[to]!).catch(() => undefined);
+        s.log.info({ from, status }, 're-INVITE refused by the other leg');
+        return void res.send(status >= 300 && status < 700 ? status : 500, { headers: extra });
+      }
+      noteSent(s, to, out);
+      noteReceived(s, to, answer);
+      let back = s.media ? await s.media.answer(to, answer) : answer;
+      back = outgoingAnswer(s, from, back);
+      noteSent(s, from, back);
+      res.send(200, { body: back, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+      s.log.info({ from, hold }, 're-INVITE relayed');
+      return;
+    }
+    // RFC 3261 §14.1 / RFC 3264 §5: an INVITE without an offer gets the offer in the 2xx and
+    // the answer in the ACK. The offer is an rtpengine re-offer of the other leg's last SDP,
+    // so the Teams-facing crypto, address and port stay as they are.
+    const last = s.sdpFrom[to];
+    if (!last || !s.media) {
+      const mine = s.sdpTo[from] ?? fromDlg.local.sdp;
+      res.send(200, { body: mine, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+      return;
+    }
+    let offer = await s.media.offer(to, last);
+    offer = outgoingOffer(s, from, offer, isHoldOffer(last));
+    const acked = new Promise<string | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), 32_000);
+      fromDlg.once?.('ack', (ack: any) => {
+        clearTimeout(t);
+        resolve(ack?.body || undefined);
+      });
+    });
+    noteSent(s, from, offer);
+    res.send(200, { body: offer, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+    const answer = await acked;
+    if (answer && !s.closed) {
+      noteReceived(s, from, answer);
+      await s.media.answer(from, answer);
+      s.log.info({ from }, 'offer-less re-INVITE completed');
+    } else if (!s.closed) {
+      s.log.warn({ from }, 'offer-less re-INVITE: ACK carried no answer');
+    }
+  } catch (err) {
+    s.log.warn({ err: (err as Error).message, from }, 're-INVITE relay failed');
+    try {
+      if (!res.finalResponseSent) res.send(500, { headers: extra });
+    } catch {
+      // gone
+    }
+  } finally {
+    s.busy = false;
+  }
+}
+
+/** Contact and Allow on responses we send to Teams (§5.11, §5.12). */
+export function teamsResponseHeaders(s: CallSession): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (s.teamsContact) out.Contact = s.teamsContact;
+  if (s.tenant) out.Allow = teamsAllow(s.tenant.teams.advertiseRefer);
+  return out;
+}
+
+/** SIP INFO (RFC 6086): passed to the other leg with its body, or answered here. */
+async function relayInfo(ctx: GatewayContext, s: CallSession, from: MediaSide, req: any, res: any): Promise<void> {
+  const mode = featuresOf(ctx).info;
+  const to = s.leg(other(from));
+  // Teams' Allow lacks INFO (§3.7): INFO from carriers is never sent toward Teams.
+  if (mode === 'local' || !to || other(from) === 'teams') {
+    s.log.info({ from, contentType: req.get('Content-Type') }, 'INFO answered locally');
+    return void res.send(200);
+  }
+  try {
+    const headers: Record<string, string> = {};
+    if (req.has('Content-Type')) headers['Content-Type'] = req.get('Content-Type');
+    const r = await to.request({ method: 'INFO', headers, body: req.body });
+    res.send(r?.status ?? 200);
+    s.log.info({ from, status: r?.status }, 'INFO passed through');
+  } catch (err) {
+    res.send(500);
+    s.log.warn({ err: (err as Error).message }, 'INFO relay failed');
+  }
+}
