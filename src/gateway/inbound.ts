@@ -1,8 +1,8 @@
 import type { Carrier, Tenant } from '../tenants/types.js';
-import { CallSession, type SrfDialog } from './call-session.js';
+import { CallSession } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
 import { featuresOf } from './features.js';
-import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
+import { bridgeAnswered } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
 import { UacAttempt } from './uac-attempt.js';
@@ -150,24 +150,18 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
       current = undefined;
       if (r.dialog) {
         const b = r.dialog;
-        s.attachB(b);
-        wireLeg(ctx, s, b);
-        if (canceled || s.closed) {
-          await s.close('gateway');
-          return;
-        }
-        let answer = b.remote.sdp;
-        if (s.media) answer = await s.media.answer('teams', answer);
-        if (canceled || s.closed) return;
-        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer });
-        s.answeredAt = Date.now();
-        s.finalStatus = 200;
-        s.attachA(a);
-        noteReceived(s, 'carrier', req.body);
-        noteSent(s, 'teams', offer);
-        noteReceived(s, 'teams', b.remote.sdp);
-        noteSent(s, 'carrier', answer);
-        callAnswered(ctx, s, b.res?.get?.('Session-Expires'), false);
+        const up = await bridgeAnswered(ctx, s, {
+          req,
+          res,
+          b,
+          offerSent: offer,
+          aSide: 'carrier',
+          bSide: 'teams',
+          gone: () => canceled,
+          teamsSessionExpires: b.res?.get?.('Session-Expires'),
+          teamsIsUac: false,
+        });
+        if (!up) return;
         log.info({ proxy: proxy.host }, 'call answered');
         return;
       }

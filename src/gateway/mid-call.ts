@@ -73,6 +73,51 @@ export function wireLeg(ctx: GatewayContext, s: CallSession, d: SrfDialog): void
   });
 }
 
+/**
+ * The B leg answered: adopt and wire it, translate its SDP through rtpengine (from `bSide`),
+ * answer the A leg (from `aSide`) with it, record the SDPs and start mid-call handling.
+ * Returns false when the call ended meanwhile (CANCEL, BYE, shutdown).
+ */
+export async function bridgeAnswered(
+  ctx: GatewayContext,
+  s: CallSession,
+  o: {
+    req: any;
+    res: any;
+    b: SrfDialog;
+    /** The offer we sent on the B leg. */
+    offerSent: string | undefined;
+    aSide: MediaSide;
+    bSide: MediaSide;
+    gone: () => boolean;
+    uasHeaders?: Record<string, string>;
+    /** Session-Expires negotiated toward Teams, and whether Teams was the UAC of that INVITE. */
+    teamsSessionExpires: string | undefined;
+    teamsIsUac: boolean;
+  },
+): Promise<boolean> {
+  const { b } = o;
+  s.attachB(b);
+  wireLeg(ctx, s, b);
+  if (o.gone() || s.closed) {
+    await s.close('gateway');
+    return false;
+  }
+  let answer = b.remote.sdp;
+  if (s.media && answer) answer = await s.media.answer(o.bSide, answer);
+  if (o.gone() || s.closed) return false;
+  const a: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer, ...(o.uasHeaders ? { headers: o.uasHeaders } : {}) });
+  s.answeredAt = Date.now();
+  s.finalStatus = 200;
+  s.attachA(a);
+  noteReceived(s, o.aSide, o.req.body);
+  noteSent(s, o.bSide, o.offerSent);
+  noteReceived(s, o.bSide, b.remote.sdp);
+  noteSent(s, o.aSide, answer);
+  callAnswered(ctx, s, o.teamsSessionExpires, o.teamsIsUac);
+  return true;
+}
+
 /** Both legs are up: wire them and start the session timer. */
 export function callAnswered(ctx: GatewayContext, s: CallSession, teamsSessionExpires: string | undefined, teamsIsUac: boolean): void {
   // The B leg was wired when it answered (earlyWire): a re-INVITE may come on it at once.

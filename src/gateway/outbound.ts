@@ -1,9 +1,9 @@
 import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
-import { CallSession, type SrfDialog } from './call-session.js';
+import { CallSession } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
 import { featuresOf, parseSessionExpires } from './features.js';
-import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
+import { bridgeAnswered } from './mid-call.js';
 import { E164_RE } from './numbers.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { normalize, userOf } from './numbers.js';
@@ -180,30 +180,24 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       const r = await attempt.result;
       current = undefined;
       if (r.dialog) {
-        const b = r.dialog;
-        s.attachB(b);
-        wireLeg(ctx, s, b);
-        if (canceled || s.closed) {
-          await s.close('gateway');
-          return;
-        }
-        let answer = b.remote.sdp;
-        if (s.media && answer) answer = await s.media.answer('carrier', answer);
-        if (canceled || s.closed) return;
         const seHeaders: Record<string, string> = {};
         if (se) {
           seHeaders['Session-Expires'] = `${se.seconds};refresher=${se.refresher ?? st.refresherForTeamsCalls}`;
           seHeaders.Require = 'timer';
         }
-        const a: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer, headers: { ...teamsHeaders, ...seHeaders } });
-        s.answeredAt = Date.now();
-        s.finalStatus = 200;
-        s.attachA(a);
-        noteReceived(s, 'teams', req.body);
-        noteSent(s, 'carrier', offer);
-        noteReceived(s, 'carrier', b.remote.sdp);
-        noteSent(s, 'teams', answer);
-        callAnswered(ctx, s, seHeaders['Session-Expires'], true);
+        const up = await bridgeAnswered(ctx, s, {
+          req,
+          res,
+          b: r.dialog,
+          offerSent: offer,
+          aSide: 'teams',
+          bSide: 'carrier',
+          gone: () => canceled,
+          uasHeaders: { ...teamsHeaders, ...seHeaders },
+          teamsSessionExpires: seHeaders['Session-Expires'],
+          teamsIsUac: true,
+        });
+        if (!up) return;
         log.info({ carrier: carrier.name, target: `${target.host}:${target.port}` }, 'call answered');
         return;
       }

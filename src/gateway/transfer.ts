@@ -190,6 +190,10 @@ export function findReplaced(ctx: GatewayContext, r: { callId: string; toTag: st
  */
 export async function acceptReplaces(ctx: GatewayContext, s: CallSession, req: any, res: any, headers: Record<string, string>): Promise<void> {
   const log = s.log.child({ replaces: true });
+  // The Teams leg can be confirmed (Teams got our ACK) while the carrier leg is still being
+  // answered; the carrier's SDP is needed below, so let that finish first.
+  for (let i = 0; i < 100 && !s.answeredAt && !s.closed; i++) await new Promise((r) => setTimeout(r, 20));
+  if (s.closed || !s.answeredAt) return void res.send(481, { headers });
   if (s.busy) return void res.send(491, { headers });
   s.busy = true;
   try {

@@ -3,12 +3,11 @@
  * negotiated toward both sides and its packets cross rtpengine both ways, SRTP toward Teams and
  * RTP toward the carrier, also during early media. Packets are checked, not just SDP.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
-import { RtpSocket, SrtpContext, buildRtp, isRtcp, parseRtp } from '../../helpers/rtp.js';
+import { RtpSocket, SrtpContext, buildRtp, parseRtp } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, expectSippOk, startTarget } from './sipp-gateway.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -21,7 +20,7 @@ afterEach(async () => {
 });
 afterAll(async () => h.close());
 
-const isRtp = (d: { data: Buffer }) => d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data);
+const isRtp = isRtpDatagram;
 
 /** RFC 4733 §2.3: event, E|R|volume, duration; the digit is sent as 3 updates + 3 end packets. */
 function dtmfPackets(digit: number, ssrc: number, pt: number, seq0: number): Buffer[] {
@@ -48,15 +47,6 @@ function tePt(sdpText: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function carrierSideAddress(dir: string): { address: string; port: number; sdp: string } {
-  const log = readFileSync(`${dir}/messages.log`, 'utf8');
-  const inv = log.slice(log.indexOf('INVITE sip:'));
-  const c = /c=IN IP4 (\S+)/.exec(inv);
-  const mm = /m=audio (\d+)/.exec(inv);
-  if (!c || !mm) throw new Error('no SDP in the INVITE the carrier target received');
-  return { address: c[1]!, port: Number(mm[1]), sdp: inv.slice(0, inv.indexOf('\n\n', inv.indexOf('m=audio')) + 1 || undefined) };
-}
-
 describe('DTMF (RFC 4733) through the gateway', () => {
   it('Teams → PSTN call: telephone-event negotiated both sides; digits cross both ways (SRTP ↔ RTP) with payload intact', async () => {
     const targetSock = await RtpSocket.open(TARGET_IPS[0]);
@@ -69,7 +59,7 @@ describe('DTMF (RFC 4733) through the gateway', () => {
     const answerToTeams = ok.body.toString('utf8');
     const ptTeams = tePt(answerToTeams);
     expect(ptTeams, 'telephone-event in the answer to Teams').toBeDefined();
-    const carrier = carrierSideAddress(target.dir);
+    const carrier = carrierSideAddress(target);
     const ptCarrier = tePt(carrier.sdp);
     expect(ptCarrier, 'telephone-event in the offer to the carrier').toBeDefined();
     expect(audioOf(parseSdp(answerToTeams))!.proto).toBe('RTP/SAVP');

@@ -10,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
-import { RtpSocket, SrtpContext, isRtcp, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
+import { RtpSocket, SrtpContext, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { PCAP_G711A, carrierCallAsync, expectSippOk, received, startTarget } from './sipp-gateway.js';
+import { PCAP_G711A, carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, received, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -46,9 +46,6 @@ function pcapRtpPayloads(file: string): Buffer[] {
 }
 
 /** RTP (version 2, not RTCP): skips STUN and anything else on the port. */
-function isRtpDatagram(d: { data: Buffer }): boolean {
-  return d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data);
-}
 const isSrtp = isRtpDatagram;
 
 describe('media: PSTN → Teams call', () => {
@@ -127,7 +124,7 @@ describe('media: Teams → PSTN call', () => {
     expect(got.slice(0, 15)).toEqual(want.slice(k, k + 15));
 
     // Carrier → Teams: plain RTP to the address the gateway offered the carrier.
-    const carrierSide = await carrierSideAddress(target);
+    const carrierSide = carrierSideAddress(target);
     const back = await sendG711Stream(targetSock, { to: carrierSide, count: 25, ssrc: 0x0feedbee, payloadType: 0 });
     const atTeams = await teamsSock.waitFor(20, { timeoutMs: 5000, filter: isSrtp });
     const dec = SrtpContext.fromInline(m.gateway!.crypto!.key!);
@@ -141,13 +138,3 @@ describe('media: Teams → PSTN call', () => {
     expectSippOk(await target.done);
   });
 });
-
-/** Where rtpengine expects the carrier target's RTP: c=/m= of the INVITE the target got. */
-async function carrierSideAddress(target: { dir: string }): Promise<{ address: string; port: number }> {
-  const log = readFileSync(`${target.dir}/messages.log`, 'utf8');
-  const inv = log.slice(log.indexOf('INVITE sip:'));
-  const c = /c=IN IP4 (\S+)/.exec(inv);
-  const mm = /m=audio (\d+)/.exec(inv);
-  if (!c || !mm) throw new Error('no SDP in the INVITE the carrier target received');
-  return { address: c[1]!, port: Number(mm[1]) };
-}

@@ -3,6 +3,8 @@
  * to the gateway's UDP/TCP port, and carrier targets (Teams → PSTN) as SIPp UAS on
  * 127.0.6.30-32:5060. Scenarios live in ./scenarios.
  */
+import { readFileSync } from 'node:fs';
+import { isRtcp } from '../../helpers/rtp.js';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { freePort } from '../../helpers/net.js';
@@ -118,4 +120,19 @@ export function header(text: string, name: string): string | undefined {
   const head = text.split(/\r?\n\r?\n/)[0] ?? '';
   const m = new RegExp(`^${name}\\s*:\\s*(.*)$`, 'im').exec(head);
   return m?.[1]?.trim();
+}
+
+/** RTP (version 2, not RTCP): the filter for media sockets. */
+export function isRtpDatagram(d: { data: Buffer }): boolean {
+  return d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data);
+}
+
+/** Where rtpengine expects the carrier target's RTP: c=/m= of the INVITE the target got, and that SDP. */
+export function carrierSideAddress(target: { dir: string }): { address: string; port: number; sdp: string } {
+  const log = readFileSync(`${target.dir}/messages.log`, 'utf8');
+  const inv = log.slice(log.indexOf('INVITE sip:'));
+  const c = /c=IN IP4 (\S+)/.exec(inv);
+  const mm = /m=audio (\d+)/.exec(inv);
+  if (!c || !mm) throw new Error('no SDP in the INVITE the carrier target received');
+  return { address: c[1]!, port: Number(mm[1]), sdp: inv };
 }
