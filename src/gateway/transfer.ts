@@ -21,6 +21,16 @@ export function referTarget(referTo: string): string {
 const REASONS: Record<number, string> = { 100: 'Trying', 180: 'Ringing', 183: 'Session Progress', 200: 'OK', 408: 'Request Timeout', 480: 'Temporarily Unavailable', 486: 'Busy Here', 487: 'Request Terminated', 500: 'Server Internal Error', 503: 'Service Unavailable', 603: 'Decline' };
 
 /**
+ * A Teams leg is wired (and can receive REFER or be named by Replaces) as soon as Teams
+ * answers, while the carrier leg may still be being answered; transfers need both legs, so they
+ * wait for that (at most 2 s). False when the call ended or never got answered.
+ */
+async function untilAnswered(s: CallSession): Promise<boolean> {
+  for (let i = 0; i < 100 && !s.answeredAt && !s.closed; i++) await new Promise((r) => setTimeout(r, 20));
+  return !s.closed && s.answeredAt !== undefined;
+}
+
+/**
  * REFER from Teams on the Teams leg `oldLeg`. RFC 3515 §2.4.4/§2.4.5: 202, then NOTIFYs with a
  * message/sipfrag body carrying the status line of the new INVITE's responses; the last one
  * terminates the implicit subscription. §6.4: the new INVITE goes to the Teams SIP proxy with
@@ -32,6 +42,7 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
   const referredBy: string | undefined = req.has('Referred-By') ? req.get('Referred-By') : undefined;
   const tenant = s.tenant;
   if (!referTo || !tenant) return void res.send(400);
+  if (!(await untilAnswered(s))) return void res.send(481);
   if (s.busy) return void res.send(491);
   const log = s.log.child({ transfer: true });
   res.send(202, { headers: teamsInDialogHeaders(s) });
@@ -190,10 +201,7 @@ export function findReplaced(ctx: GatewayContext, r: { callId: string; toTag: st
  */
 export async function acceptReplaces(ctx: GatewayContext, s: CallSession, req: any, res: any, headers: Record<string, string>): Promise<void> {
   const log = s.log.child({ replaces: true });
-  // The Teams leg can be confirmed (Teams got our ACK) while the carrier leg is still being
-  // answered; the carrier's SDP is needed below, so let that finish first.
-  for (let i = 0; i < 100 && !s.answeredAt && !s.closed; i++) await new Promise((r) => setTimeout(r, 20));
-  if (s.closed || !s.answeredAt) return void res.send(481, { headers });
+  if (!(await untilAnswered(s))) return void res.send(481, { headers });
   if (s.busy) return void res.send(491, { headers });
   s.busy = true;
   try {
