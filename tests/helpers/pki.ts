@@ -179,6 +179,14 @@ export async function createTestPki(dir: string, opts: TestPkiOptions = {}): Pro
   );
   const ca = { keyPath: caKeyPath, certPath: caCertPath, key: await readFile(caKeyPath, 'utf8'), cert: await readFile(caCertPath, 'utf8'), cn: caCn };
   let serial = 0x1000 + Math.floor(Math.random() * 0xffff);
+  // `openssl ca` reads and rewrites the serial file and index.txt: concurrent issue() calls
+  // must take turns or one reads a half-written serial ("short line").
+  let caTurn: Promise<unknown> = Promise.resolve();
+  const inCaTurn = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = caTurn.then(fn, fn);
+    caTurn = p.catch(() => undefined);
+    return p;
+  };
 
   const issue = async (spec: CertSpec): Promise<IssuedCert> => {
     const kt = spec.keyType ?? defaultKey;
@@ -199,11 +207,13 @@ export async function createTestPki(dir: string, opts: TestPkiOptions = {}): Pro
       notAfter = new Date(now + 30 * day);
     }
     await openssl(['req', '-new', '-config', 'req.cnf', ...keyArgs(kt), '-nodes', '-keyout', keyPath, '-out', csrPath, '-subj', subjectString(spec.cn, spec.subject)], dir);
-    await writeFile(join(dir, 'serial'), (serial++).toString(16).padStart(6, '0') + '\n');
     const args = ['ca', '-batch', '-config', 'ca.cnf', '-notext', '-in', csrPath, '-out', certPath, '-extfile', extPath, '-extensions', 'leaf', '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter)];
     if (spec.selfSigned) args.push('-selfsign', '-keyfile', keyPath);
     else args.push('-cert', caCertPath, '-keyfile', caKeyPath);
-    await openssl(args, dir);
+    await inCaTurn(async () => {
+      await writeFile(join(dir, 'serial'), (serial++).toString(16).padStart(6, '0') + '\n');
+      await openssl(args, dir);
+    });
     const key = await readFile(keyPath, 'utf8');
     const cert = await readFile(certPath, 'utf8');
     const chainPath = join(dir, `${spec.name}.chain.crt`);
