@@ -100,6 +100,8 @@ export default async function sipServerCommand(argv: string[]): Promise<number> 
   }
   const stop = async (sig: string) => {
     logger.info({ sig }, 'shutting down');
+    // Never hang on shutdown (an app connection that does not close): exit after 3 s regardless.
+    setTimeout(() => process.exit(0), 3000).unref();
     await metrics?.close();
     await server.close();
     process.exit(0);
