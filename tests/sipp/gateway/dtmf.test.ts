@@ -4,10 +4,10 @@
  * RTP toward the carrier, also during early media. Packets are checked, not just SDP.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
+import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
 import { RtpSocket, SrtpContext, buildRtp, parseRtp } from '../../helpers/rtp.js';
-import { type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierSideAddress, expectSippOk, isRtpDatagram, startTarget } from './sipp-gateway.js';
+import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -85,5 +85,34 @@ describe('DTMF (RFC 4733) through the gateway', () => {
 
     expect((await call.bye()).status).toBe(200);
     expectSippOk(await target.done);
+  });
+
+  it('PSTN → Teams call in early media: digits from Teams (IVR) reach the carrier before the answer', async () => {
+    const C = CARRIER_IPS[4];
+    const carrierSock = await RtpSocket.open(C);
+    const teamsSock = await RtpSocket.open('127.0.5.1');
+    sockets.push(carrierSock, teamsSock);
+    const mark = h.ft.calls.length;
+    h.ft.script([step.ringing(0)]);
+    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550147', rtp: { ip: C, port: carrierSock.port } });
+    const call = await h.nextCall(mark);
+    const offerToTeams = call.offer!;
+    const ptTeams = tePt(offerToTeams.raw);
+    expect(ptTeams, "telephone-event in the offer to Teams").toBeDefined();
+    await call.progress({ media: { address: '127.0.5.1', port: teamsSock.port } });
+    const gw = audioOf(call.offer!)!;
+    const pt = ptTeams!;
+    const enc = SrtpContext.fromInline(call.local!.key);
+    // Let the gateway hand the 183's SDP to rtpengine (asynchronously) before the first packet.
+    await new Promise((r) => setTimeout(r, 300));
+    const digits = dtmfPackets(1, 0x7e1e0003, pt, 4000);
+    await send(teamsSock, digits, { address: gw.address!, port: gw.port }, (p) => enc.protect(p));
+    const got = (await carrierSock.waitFor(6, { timeoutMs: 5000, filter: (d) => isRtp(d) && parseRtp(d.data).payload.length === 4 })).map((d) => parseRtp(d.data).payload);
+    expect(got).toEqual(digits.map((b) => parseRtp(b).payload));
+    expect(call.state).toBe('early');
+    await call.answer();
+    await call.waitForAck();
+    expect((await call.bye()).status).toBe(200);
+    expectSippOk(await sipp.done);
   });
 });

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
 import { sleep, waitFor } from '../../helpers/net.js';
-import type { RtpSocket } from '../../helpers/rtp.js';
+import { RtpSocket, SrtpContext, isRtcp, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
 import { carrierCall, carrierCallAsync, expectSippOk, received, startTarget } from './sipp-gateway.js';
 
@@ -159,8 +159,58 @@ describe('session timers (RFC 4028, §4.16)', () => {
   });
 });
 
+/** RTP (version 2, not RTCP). */
+function isRtp(d: { data: Buffer }): boolean {
+  return d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data);
+}
 
 describe('early media (§4.13, §4.14)', () => {
+  it('ringback bot: 183 with SDP before the answer, its SRTP media reaches the carrier as RTP before the 200', async () => {
+    const carrierSock = await RtpSocket.open(C);
+    const teamsSock = await RtpSocket.open('127.0.5.1');
+    sockets.push(carrierSock, teamsSock);
+    const mark = h.ft.calls.length;
+    // Ring at once (scripted, no final response): a slow test runner must not hit the gateway's
+    // provisional timeout (inviteTimeoutMs) before the test drives the call by hand.
+    h.ft.script([step.ringing(0)]);
+    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550143', rtp: { ip: C, port: carrierSock.port } });
+    const call = await h.nextCall(mark);
+    await call.progress({ media: { address: '127.0.5.1', port: teamsSock.port } });
+    const gw = audioOf(call.offer!)!;
+    const enc = SrtpContext.fromInline(call.local!.key);
+    const sent = await sendG711Stream(teamsSock, { to: { address: gw.address!, port: gw.port }, count: 20, ssrc: 0x5eed1234, payloadType: 0, transform: (p) => enc.protect(p) });
+    const got = await carrierSock.waitFor(10, { timeoutMs: 4000, filter: isRtp });
+    const want = sent.map((b) => parseRtp(b).payload);
+    expect(want.findIndex((p) => p.equals(parseRtp(got[0]!.data).payload))).toBeGreaterThanOrEqual(0);
+    expect(call.state).toBe('early'); // all of that before the answer
+    await call.answer();
+    await call.waitForAck();
+    expect((await call.bye()).status).toBe(200);
+    const r = await sipp.done;
+    expectSippOk(r);
+    expect(received(r, /^SIP\/2\.0 183/)).toHaveLength(1);
+  });
+
+  it('Teams hangs up the moment it has the ACK (BYE racing the answer toward the carrier): the carrier gets 200 then BYE, never a 500', async () => {
+    // The gateway ACKs Teams' 200 before it has answered the carrier; a BYE right behind the
+    // ACK used to tear the call down under the answer (media session gone → 500).
+    for (let i = 0; i < 8; i++) {
+      const mark = h.ft.calls.length;
+      const logMark = h.logs.length;
+      h.ft.script([step.ringing(0)]);
+      const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550143' });
+      const call = await h.nextCall(mark);
+      await call.answer();
+      await call.waitForAck();
+      expect((await call.bye()).status).toBe(200);
+      const r = await sipp.done;
+      expectSippOk(r);
+      expect(received(r, /^SIP\/2\.0 5\d\d/)).toHaveLength(0);
+      expect(h.logs.slice(logMark).filter((l) => Number(l.level) >= 50)).toEqual([]);
+      await waitFor(() => h.gw.ctx.calls.size === 0, { timeoutMs: 3000 });
+    }
+  });
+
   it('at most one 183 with SDP reaches the carrier; a 200 then follows', async () => {
     h.ft.script([step.progress(), step.progress(10, 1), step.answer(20, 1)]);
     const r = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C, to: '+14255550144' });
