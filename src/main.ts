@@ -67,6 +67,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       admin,
       logger: logger.child({ component: 'sip-server' }),
       cdrs: sc.cdrs,
+      dropConnectionOnRetryAfter: sc.dropConnectionOnRetryAfter,
       ...(sc.externalIp ? { externalIp: sc.externalIp } : {}),
       ...(tls ? { tls } : {}),
     });

@@ -59,6 +59,11 @@ export const configSchema = {
         },
         cdrs: { type: 'boolean', default: false },
         prometheusScrapePort: { type: 'string', default: '' },
+        dropConnectionOnRetryAfter: {
+          description: 'Embedded mode: a TLS/TCP connection we opened whose peer answers 503 with Retry-After is taken out of reuse and closed (Teams failover rule); the next request opens a new one.',
+          type: 'boolean',
+          default: true,
+        },
       },
     },
     teams: {
@@ -97,7 +102,7 @@ export const configSchema = {
           items: { type: 'string' },
           default: ['52.112.0.0/14', '52.120.0.0/14'],
         },
-        nextHop: { description: 'Optional upstream certified SBC: every Teams-bound request goes there (sip:host:port;transport=tls).', type: 'string', default: '' },
+        nextHop: { description: 'Optional upstream certified SBC: every Teams-bound request goes there (sip:host:port;transport=tls); it owns the sip/sip2/sip3 failover, so a call makes one attempt.', type: 'string', default: '' },
         inviteTimeoutMs: { description: 'No provisional from a Teams proxy within this time: try the next one.', type: 'integer', minimum: 100, default: 4000 },
       },
     },
@@ -206,6 +211,7 @@ export interface Config {
     admin: { host: string; port: number; secret: string };
     cdrs: boolean;
     prometheusScrapePort: string;
+    dropConnectionOnRetryAfter: boolean;
   };
   teams: {
     proxies: { host: string; port: number }[];

@@ -47,6 +47,9 @@ const APP_TIMEOUT_MS = 64_000;
  * The drachtio-compatible server: SIP transports + transactions below, the drachtio wire
  * protocol above (docs: drachtio-wire-protocol.md). One instance per process or test.
  */
+/** How long a retired connection stays open for what is already bound to it. */
+const RETIRE_GRACE_MS = 1000;
+
 export class DrachtioServerImpl implements DrachtioServer {
   readonly opts: DrachtioServerOptions;
   readonly log: Logger;
@@ -56,6 +59,7 @@ export class DrachtioServerImpl implements DrachtioServer {
   readonly txl: TransactionLayer;
   readonly proxy: ProxyCore;
   #admin?: NetServer;
+  readonly #dropOnRetryAfter: boolean;
   #closed = false;
   readonly apps = new Set<AppSession>();
   /** Round-robin cursor per verb. */
@@ -76,6 +80,7 @@ export class DrachtioServerImpl implements DrachtioServer {
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? realClock;
     this.timers = { T1: 500, T2: 4000, T4: 5000, ...opts.timers };
+    this.#dropOnRetryAfter = opts.dropConnectionOnRetryAfter ?? false;
     const listen = opts.contacts.flatMap((c) => parseContact(c, opts.externalIp)).map((s) => (s.protocol === 'tls' && opts.tls ? { ...s, tls: opts.tls } : s));
     this.transport = new TransportLayer({
       listen,
@@ -681,9 +686,21 @@ export class DrachtioServerImpl implements DrachtioServer {
     this.#sendSipToApp(t.app, res, flow, t.id, dialogId, undefined, 'network');
   }
 
+  /**
+   * RFC 3261 §21.5.4: a 503 with Retry-After asks that no further request go to that server
+   * for the period; Teams Direct Routing asks the SBC to drop that connection and use the next
+   * proxy. A connection we opened is taken out of reuse at once (the ACK of the 503 already
+   * went on it) and closed after a short grace; a connection the peer opened is left alone.
+   */
+  #dropConnection(connectionId: number): void {
+    if (this.transport.connection(connectionId)?.direction !== 'outbound') return;
+    this.transport.retire(connectionId, RETIRE_GRACE_MS);
+  }
+
   #onAppTxnResponse(t: AppTxn, res: SipResponse, flow: Flow): void {
     const method = t.req.method;
     const status = res.status;
+    if (status === 503 && this.#dropOnRetryAfter && flow.connectionId !== undefined && res.has('retry-after')) this.#dropConnection(flow.connectionId);
     if (status === 100) return; // sofia does not pass 100 up
     if (!t.dialog && (method === 'INVITE' || method === 'SUBSCRIBE')) {
       // Out-of-dialog INVITE/SUBSCRIBE: dialog creation (§11, §12.1.2).

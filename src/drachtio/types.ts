@@ -43,6 +43,11 @@ export interface DrachtioServerOptions {
   headerTimeoutMs?: number;
   /** TCP/TLS: idle connections are closed after this time (default 10 min). */
   idleTimeoutMs?: number;
+  /**
+   * A TCP/TLS connection this server opened, on which the peer answered 503 with Retry-After,
+   * is taken out of reuse and closed shortly after (default false, as drachtio-server).
+   */
+  dropConnectionOnRetryAfter?: boolean;
 }
 
 export interface DrachtioServerStats {

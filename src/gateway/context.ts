@@ -6,7 +6,7 @@ import type { CallSession } from './call-session.js';
 import type { GatewayFeatures } from './features.js';
 import type { MediaService } from './media-port.js';
 import type { Resolver } from './resolver.js';
-import type { TeamsProxyList } from './teams-proxies.js';
+import type { TeamsProxy, TeamsProxyList } from './teams-proxies.js';
 
 /** Everything a call handler needs; built once by the composition root. */
 export interface GatewayContext {
@@ -35,4 +35,20 @@ export function reason(cause: number, text: string): string {
 /** Our Allow set toward Teams; REFER/NOTIFY only when the tenant advertises REFER (Teams §4.8). */
 export function teamsAllow(advertiseRefer: boolean): string {
   return ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', ...(advertiseRefer ? ['REFER', 'NOTIFY'] : [])].join(', ');
+}
+
+/**
+ * The Teams proxies a new Teams-bound INVITE tries, in order. Beside a certified SBC
+ * (`teams.nextHop`) that SBC holds the connections to Teams and owns the sip/sip2/sip3
+ * failover, and the Request-URI names the primary proxy whichever proxy is meant (§4.1), so
+ * another attempt through the same next hop would be the same request again: one attempt.
+ */
+export function teamsAttempts(ctx: Pick<GatewayContext, 'config' | 'teamsProxies'>): TeamsProxy[] {
+  const ordered = ctx.teamsProxies.ordered();
+  return ctx.config.teams.nextHop ? ordered.slice(0, 1) : ordered;
+}
+
+/** Where a request for `proxy` is sent: the configured next hop, or the proxy itself over TLS. */
+export async function teamsNextHop(ctx: Pick<GatewayContext, 'config' | 'resolver'>, proxy: TeamsProxy): Promise<string> {
+  return ctx.config.teams.nextHop || `sip:${await ctx.resolver.resolve(proxy.host)}:${proxy.port};transport=tls`;
 }

@@ -1,6 +1,6 @@
 import type { Carrier, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
-import { type GatewayContext, reason, teamsAllow } from './context.js';
+import { type GatewayContext, reason, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { featuresOf } from './features.js';
 import { bridgeAnswered } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
@@ -126,11 +126,11 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     let provisional = false;
     let lastStatus: number | undefined;
     let lastReason: string | undefined;
-    for (const proxy of ctx.teamsProxies.ordered()) {
+    for (const proxy of teamsAttempts(ctx)) {
       if (canceled || s.closed) return;
       let nextHop: string;
       try {
-        nextHop = ctx.config.teams.nextHop || `sip:${await ctx.resolver.resolve(proxy.host)}:${proxy.port};transport=tls`;
+        nextHop = await teamsNextHop(ctx, proxy);
       } catch (err) {
         log.warn({ proxy: proxy.host, err: (err as Error).message }, 'cannot resolve Teams proxy');
         continue;

@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
-import type { GatewayContext } from './context.js';
+import { type GatewayContext, teamsNextHop } from './context.js';
 import type { EarlyMediaMode, RingGroup } from './features.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
@@ -103,14 +103,10 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
   log.info('ring group answered');
 }
 
-async function nextHopFor(ctx: GatewayContext, proxy: { host: string; port: number }): Promise<string> {
-  return ctx.config.teams.nextHop || `sip:${await ctx.resolver.resolve(proxy.host)}:${proxy.port};transport=tls`;
-}
-
 /** All members at once through drachtio-fn-b2b-sugar's simring. */
 async function simultaneous(ctx: GatewayContext, o: RingGroupCall, primary: { host: string; port: number }, relay: (p: any) => void): Promise<{ uas: SrfDialog; uac: SrfDialog }> {
   const { s, req, res, group } = o;
-  const proxy = await nextHopFor(ctx, ctx.teamsProxies.ordered()[0] ?? primary);
+  const proxy = await teamsNextHop(ctx, ctx.teamsProxies.ordered()[0] ?? primary);
   const opts = {
     localSdpB: o.offer,
     localSdpA: async (sdp: string) => (s.media ? s.media.answer('teams', sdp) : sdp),

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { SrfDialog } from './call-session.js';
-import type { GatewayContext } from './context.js';
+import { type GatewayContext, teamsAttempts, teamsNextHop } from './context.js';
 import { UacAttempt } from './uac-attempt.js';
 
 export interface TeamsInviteOptions {
@@ -31,11 +31,11 @@ export async function inviteTeams(ctx: GatewayContext, o: TeamsInviteOptions): P
   let provisional = false;
   let status: number | undefined;
   let reason: string | undefined;
-  for (const proxy of ctx.teamsProxies.ordered()) {
+  for (const proxy of teamsAttempts(ctx)) {
     if (o.stopped()) break;
     let nextHop: string;
     try {
-      nextHop = ctx.config.teams.nextHop || `sip:${await ctx.resolver.resolve(proxy.host)}:${proxy.port};transport=tls`;
+      nextHop = await teamsNextHop(ctx, proxy);
     } catch (err) {
       o.log.warn({ proxy: proxy.host, err: (err as Error).message }, 'cannot resolve Teams proxy');
       continue;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { DrachtioServer } from '../drachtio/index.js';
 import { registerDrachtioMetrics } from '../drachtio/metrics.js';
-import type { GatewayContext } from '../gateway/context.js';
+import { type GatewayContext, teamsNextHop } from '../gateway/context.js';
 import type { RtpenginePool } from '../media/index.js';
 import { type Cdr, CdrWriter, type CdrStreamSink } from '../observability/cdr.js';
 import { OpsHttpServer } from '../observability/http.js';
@@ -91,7 +91,7 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
     for (const p of config.teams.proxies) {
       let proxy: string | undefined;
       try {
-        proxy = config.teams.nextHop || `sip:${await ctx.resolver.resolve(p.host)}:${p.port};transport=tls`;
+        proxy = await teamsNextHop(ctx, p);
       } catch {
         proxy = undefined;
       }

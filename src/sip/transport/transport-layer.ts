@@ -100,6 +100,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   /** `proto|ip|port` of the remote end → connection (RFC 5923 alias / reuse). */
   #aliases = new Map<string, StreamConnection>();
   #connecting = new Map<string, Promise<StreamConnection>>();
+  /** Connections taken out of reuse (retire()), with their close timers. */
+  #retired = new Map<StreamConnection, TimerHandle>();
   #pendingSockets = new Set<net.Socket>();
   /** Accepted inbound sockets (before and after TLS), destroyed on close. */
   #rawSockets = new Set<net.Socket>();
@@ -279,6 +281,26 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
     await this.send(res, { protocol: 'udp', host: target.host, port: target.port, localAddress: flow.localAddress, localPort: flow.localPort });
   }
 
+  /**
+   * Takes a stream connection out of reuse and closes it after `graceMs`: new requests to its
+   * peer open a new connection, while what is already bound to it (the ACK of the response that
+   * caused this, responses on its flow) still goes over it until then. Used after a 503 with
+   * Retry-After from the peer (RFC 3261 §21.5.4: do not send it more requests for that long;
+   * Teams Direct Routing asks the SBC to drop that connection). Returns false if the connection
+   * is unknown or already closed.
+   */
+  retire(connectionId: number, graceMs: number): boolean {
+    const conn = this.#conns.get(connectionId);
+    if (!conn?.isOpen || this.#retired.has(conn)) return false;
+    for (const [k, c] of this.#aliases) if (c === conn) this.#aliases.delete(k);
+    this.#retired.set(
+      conn,
+      this.#clock.setTimeout(() => conn.close('retired', true), graceMs),
+    );
+    this.#log.info({ conn: conn.id, peer: `${conn.flow.remoteAddress}:${conn.flow.remotePort}` }, 'connection retired');
+    return true;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new TransportError('closed', 'transport layer is closed');
     if (!this.#started) throw new TransportError('closed', 'transport layer not started');
@@ -452,6 +474,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   }
 
   #alias(key: string, conn: StreamConnection): void {
+    if (this.#retired.has(conn)) return;
     const prev = this.#aliases.get(key);
     if (prev && prev !== conn && prev.isOpen) return; // first connection wins until it closes
     this.#aliases.set(key, conn);
@@ -459,6 +482,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
 
   #onConnClosed(conn: StreamConnection, reason: string): void {
     this.#conns.delete(conn.id);
+    this.#clock.clearTimeout(this.#retired.get(conn));
+    this.#retired.delete(conn);
     for (const [k, c] of this.#aliases) if (c === conn) this.#aliases.delete(k);
     if (reason === 'header timeout' || reason === 'idle timeout') this.#stats.connectionsTimedOut++;
     this.#log.debug({ conn: conn.id, reason }, 'connection closed');
@@ -599,6 +624,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
         this.#onDrained = resolve;
         if (this.#conns.size === 0) resolve();
       });
+      for (const t of this.#retired.values()) this.#clock.clearTimeout(t);
+      this.#retired.clear();
       for (const c of [...this.#conns.values()]) c.close('transport closed');
       // Inbound sockets still in their TLS handshake.
       for (const s of this.#rawSockets) s.destroy();

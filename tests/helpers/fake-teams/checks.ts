@@ -59,6 +59,8 @@ export interface Violation {
 export interface CheckContext {
   /** FQDN of the proxy endpoint that received the message. */
   endpointFqdn: string;
+  /** Hosts an OPTIONS Request-URI may name (default: the endpoint's own FQDN). */
+  optionsUriHosts?: readonly string[];
   /** Hosts accepted in an INVITE Request-URI (default: sip.pstnhub.microsoft.com). */
   requestUriHosts: readonly string[];
   /** Known tenant FQDNs; when non-empty, Contact must be one of them. */
@@ -218,7 +220,8 @@ export function checkRequest(req: SipRequest, ctx: CheckContext, state: RequestC
   const initial = req.toTag === undefined;
 
   if (m === 'OPTIONS') {
-    if (!uri || uri.host.toLowerCase() !== ctx.endpointFqdn) out.push(v('ruri-host', '§3.2/§1.6', `OPTIONS Request-URI ${req.uri} must name ${ctx.endpointFqdn}`));
+    const optionsHosts = ctx.optionsUriHosts ?? [ctx.endpointFqdn];
+    if (!uri || !optionsHosts.includes(uri.host.toLowerCase())) out.push(v('ruri-host', '§3.2/§1.6', `OPTIONS Request-URI ${req.uri} must name ${optionsHosts.join(' or ')}`));
     for (const [name, na] of [['From', safeNameAddr(req.get('from') ?? '')], ['To', safeNameAddr(req.get('to') ?? '')]] as const) {
       const u = na ? safeUri(na.uri) : undefined;
       if (!u || isIP(u.host)) out.push(v('from-to-fqdn', '§3.2', `OPTIONS ${name} must carry an FQDN: ${req.get(name) ?? '(missing)'}`));

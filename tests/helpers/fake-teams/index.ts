@@ -67,6 +67,11 @@ export interface FakeTeamsOptions {
   sbc?: { host: string; port?: number };
   /** Request-URI hosts accepted in INVITEs (default: sip.pstnhub.microsoft.com). */
   requestUriHosts?: string[];
+  /**
+   * Every endpoint stands for an upstream certified SBC in front of all three proxies
+   * ("beside a certified SBC"): an OPTIONS may name any Teams proxy, not only the endpoint's.
+   */
+  upstreamSbc?: boolean;
   /** Allow must list REFER and NOTIFY (default true). */
   expectAllowRefer?: boolean;
   /** Refuse SBCs without a client certificate from the SBC CA (default true). */
@@ -381,6 +386,7 @@ export class FakeTeams {
     const rec = flow.connectionId !== undefined ? this.#connRecords.get(flow.connectionId) : undefined;
     return {
       endpointFqdn: this.#transport.endpoint(endpoint).fqdn,
+      ...(this.#opts.upstreamSbc ? { optionsUriHosts: TEAMS_PROXY_FQDNS } : {}),
       requestUriHosts: this.#opts.requestUriHosts ?? [TEAMS_PROXY_FQDNS[0]],
       tenants: this.#opts.tenants ?? [],
       baseDomain: this.baseDomain,

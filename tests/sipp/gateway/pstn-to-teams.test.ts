@@ -144,7 +144,7 @@ describe('PSTN → Teams: rejections', () => {
 });
 
 describe('PSTN → Teams: proxy failover', () => {
-  it('503 with Retry-After on sip → sip2 over a new connection; sip is skipped for the next call', async () => {
+  it('503 with Retry-After on sip → the SBC drops that connection, sip2 is tried; sip is skipped within Retry-After, then reached on a new connection', async () => {
     h.ft.script([step.reject(503, { retryAfter: 1 })], { endpoint: 'sip', times: 1 });
     h.ft.script([step.answer(20)], { endpoint: 'sip2' });
     const [s1, s2] = [callsTo('sip'), callsTo('sip2')];
@@ -162,7 +162,17 @@ describe('PSTN → Teams: proxy failover', () => {
     expectSippOk(r2);
     expect(callsTo('sip')).toBe(s1 + 1);
     expect(callsTo('sip2')).toBe(s2 + 2);
-    await sleep(1100); // let the back-off expire for the next tests
+    // The connection that carried the 503 is closed by the SBC, not by the fake Teams.
+    const dropped = h.ft.connections().find((c) => c.id === first!.inviteFlow.connectionId)!;
+    await waitFor(() => dropped.closedAt !== undefined, { timeoutMs: 3000, what: 'the 503 connection closed' });
+    expect(dropped.closeReason ?? '').not.toMatch(/fake Teams/);
+    await sleep(1100); // let the back-off expire
+    h.ft.script([step.answer(20)], { endpoint: 'sip', times: 1 });
+    const r3 = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C1, to: '+14255550104' });
+    expectSippOk(r3);
+    const third = h.ft.calls.at(-1)!;
+    expect(third.endpoint).toBe('sip');
+    expect(third.inviteFlow.connectionId).not.toBe(first!.inviteFlow.connectionId);
   });
 
   it('408 from sip → sip2', async () => {
