@@ -154,6 +154,27 @@ export const configSchema = {
           additionalProperties: { enum: ['pass', 'convert-to-180'] },
           default: {},
         },
+        transferRingback: {
+          description:
+            'Ringing tone the gateway plays to the PSTN party (rtpengine play media) while a transfer target rings with 180 and no SDP (teams-direct-routing.md §6.6). Early media of a 183/180 with SDP is passed instead.',
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            country: {
+              description: 'Tone plan: us = 440+480 Hz 2 s on/4 s off; uk = 400+450 Hz 0.4/0.2/0.4/2.0 s; eu = 425 Hz 1 s on/4 s off (CEPT/ETSI).',
+              enum: ['us', 'uk', 'eu'],
+              default: 'us',
+            },
+            file: {
+              description: 'Empty: the generated tone is sent inline (ng `blob`). A path: a media file ON THE RTPENGINE HOST played instead (ng `file`).',
+              type: 'string',
+              default: '',
+            },
+            maxSeconds: { description: 'Upper bound of one ringback (rtpengine stops by itself after about this long).', type: 'integer', minimum: 10, maximum: 3600, default: 180 },
+          },
+        },
         ringGroups: {
           description: 'DID (+E.164) → Teams numbers rung for it (group calls).',
           type: 'object',

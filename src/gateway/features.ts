@@ -32,6 +32,18 @@ export interface GatewayFeatures {
   carrierEarlyMedia: Record<string, EarlyMediaMode>;
   /** DID (+E.164) → ring group (PSTN → Teams calls). */
   ringGroups: Record<string, RingGroup>;
+  /** Tone played to the PSTN party while a transfer target rings without SDP (§6.6, transfer-ringback.ts). */
+  transferRingback: TransferRingbackSettings;
+}
+
+export interface TransferRingbackSettings {
+  enabled: boolean;
+  /** Tone plan (src/media/ringback-tone.ts). */
+  country: 'us' | 'uk' | 'eu';
+  /** Media file on the rtpengine host played instead of the generated tone ('' = generated, inline). */
+  file: string;
+  /** Upper bound of one ringback, in seconds. */
+  maxSeconds: number;
 }
 
 export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?: Partial<GatewayFeatures> }): GatewayFeatures {
@@ -42,6 +54,7 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
     info: f.info ?? base.info,
     carrierEarlyMedia: { ...base.carrierEarlyMedia, ...f.carrierEarlyMedia },
     ringGroups: { ...base.ringGroups, ...f.ringGroups },
+    transferRingback: { ...base.transferRingback, ...f.transferRingback },
   };
 }
 

@@ -6,6 +6,14 @@ export interface MediaSession {
   offer(from: MediaSide, sdp: string): Promise<string>;
   /** SDP answer that arrived from `from`; returns the answer to send to the other side. */
   answer(from: MediaSide, sdp: string): Promise<string>;
+  /**
+   * Plays a media file (a path on the media server, or its bytes inline) to the party on
+   * `to`, `repeatTimes` times, muting the other side toward it meanwhile. Rejects (code
+   * MEDIA_ERR_PLAYBACK) when the media server cannot play it.
+   */
+  playMedia(to: MediaSide, source: { file: string } | { blob: Buffer }, opts?: { repeatTimes?: number }): Promise<{ durationMs?: number }>;
+  /** Stops playMedia() toward `to` and unmutes the other side. Never rejects. */
+  stopMedia(to: MediaSide): Promise<void>;
   /** Idempotent. */
   delete(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import { featuresOf } from './features.js';
 import { armSessionTimer, noteReceived, noteSent, teamsInDialogHeaders, wireLeg } from './mid-call.js';
 import { directionOf, pinOf, towardTeams, withDirection } from './sdp-rules.js';
 import { inviteTeams } from './teams-invite.js';
+import { TransferRingback } from './transfer-ringback.js';
 import type { UacAttempt } from './uac-attempt.js';
 
 /** The URI inside a Refer-To value, without header parameters (RFC 3515 §2.1, RFC 3261 §19.1.5). */
@@ -87,6 +88,9 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
   let attempt: UacAttempt | undefined;
   const stop = () => attempt?.cancel();
   let early = false;
+  // §6.6: a 180 without SDP gets a gateway-made ringing tone toward the PSTN party, stopped
+  // by the new leg's SDP (early media or answer), its failure, or the end of the call.
+  const ringback = new TransferRingback(s.media, featuresOf(ctx).transferRingback, log);
   try {
     // The held call is resumed on the new leg (§6.5, as jambonz does): the offer is sendrecv.
     const carrierSdp = s.sdpFrom.carrier ? withDirection(s.sdpFrom.carrier, 'sendrecv') : undefined;
@@ -107,10 +111,16 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
         onAttempt: (a) => (attempt = a),
         onProvisional: (p: any) => {
           if (p.status <= 100 || s.closed) return;
-          if (p.status === 183 && p.body && s.media) {
+          const media = s.media;
+          if (p.body && media) {
             // §6.6: the PSTN party hears the new leg's early media (ringback) through rtpengine.
+            // A tone started by an earlier 180 stops first: stop() queues its ng commands at
+            // once, so they reach rtpengine before this answer (and this answer before the 200's).
             early = true;
-            void s.media.answer('teams', p.body).catch((err: Error) => log.warn({ err: err.message }, 'early media of the new leg not anchored'));
+            void ringback.stop();
+            void media.answer('teams', p.body).catch((err: Error) => log.warn({ err: err.message }, 'early media of the new leg not anchored'));
+          } else if (p.status === 180 && !early) {
+            void ringback.start();
           }
           void notify(p.status, p.reason, false);
         },
@@ -118,6 +128,7 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
     } finally {
       clearInterval(closedWatcher);
     }
+    await ringback.stop();
     if (r.dialog) {
       const d = r.dialog;
       if (s.closed) {
@@ -146,6 +157,7 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
     log.warn({ err: (err as Error).message }, 'transfer failed');
     await notify(500, undefined, true);
   } finally {
+    await ringback.stop();
     s.busy = false;
   }
 }

@@ -10,6 +10,8 @@ import { AppError } from '../util/errors.js';
  * - MEDIA_ERR_INVALID_STATE: the session was used in a state that does not allow the
  *   operation (answer before offer, anything after delete()).
  * - MEDIA_ERR_CLOSED: the pool was closed.
+ * - MEDIA_ERR_PLAYBACK: rtpengine refused `play media` (built without transcoding, codec it
+ *   cannot encode, unreadable or undecodable file). The call goes on without the tone.
  */
 export const MEDIA_ERROR_CODES = {
   NO_RTPENGINE: 'MEDIA_ERR_NO_RTPENGINE',
@@ -17,6 +19,7 @@ export const MEDIA_ERROR_CODES = {
   RTPENGINE: 'MEDIA_ERR_RTPENGINE',
   INVALID_STATE: 'MEDIA_ERR_INVALID_STATE',
   CLOSED: 'MEDIA_ERR_CLOSED',
+  PLAYBACK: 'MEDIA_ERR_PLAYBACK',
 } as const;
 
 export type MediaErrorCode = (typeof MEDIA_ERROR_CODES)[keyof typeof MEDIA_ERROR_CODES];
@@ -28,6 +31,8 @@ export const MEDIA_ERROR_SIP_STATUS: Readonly<Record<MediaErrorCode, number>> = 
   MEDIA_ERR_RTPENGINE: 488,
   MEDIA_ERR_INVALID_STATE: 500,
   MEDIA_ERR_CLOSED: 503,
+  // Never fails a call (call control logs it and goes on); listed for completeness.
+  MEDIA_ERR_PLAYBACK: 500,
 };
 
 export class MediaError extends AppError {

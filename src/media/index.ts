@@ -1,7 +1,14 @@
 /** Media anchoring in rtpengine: the public surface for call control. */
 export { MediaError, MEDIA_ERROR_CODES, MEDIA_ERROR_SIP_STATUS, isMediaError, type MediaErrorCode } from './errors.js';
 export { RtpenginePool, type RtpenginePoolOptions, type MediaPoolListener } from './rtpengine-pool.js';
-export { MediaSession, type MediaSessionOptions, type MediaSessionState, type DeleteOptions } from './media-session.js';
+export { MediaSession, type MediaSessionOptions, type MediaSessionState, type DeleteOptions, type PlayOptions, type PlaySource } from './media-session.js';
+export {
+  RINGBACK_PLANS,
+  cadencePeriodMs,
+  ringbackWav,
+  type RingbackCountry,
+  type TonePlan,
+} from './ringback-tone.js';
 export {
   DEFAULT_MEDIA_PROFILES,
   KNOWN_SDES_SUITES,

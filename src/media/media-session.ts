@@ -9,12 +9,25 @@
  * to-tag = tag(other) (the to-tag only once the call has been answered, as in a re-INVITE);
  * an answer from leg Y is sent as from-tag = tag(offerer), to-tag = tag(Y).
  */
-import { MediaError, MEDIA_ERROR_CODES } from './errors.js';
+import { isMediaError, MediaError, MEDIA_ERROR_CODES } from './errors.js';
 import { NgTransportError, type NgInstance } from './ng-client.js';
 import { buildAnswerParams, buildOfferParams, type CodecAllowLists, type MediaProfiles } from './profiles.js';
 import { otherLeg, type LegMediaStats, type MediaLeg, type MediaLogger, type MediaStats, type NgParams, type NgResponse } from './types.js';
 
 export type MediaSessionState = 'new' | 'offered' | 'answered' | 'deleted';
+
+/** What rtpengine plays: a file on the rtpengine host, or the file's bytes sent inline. */
+export type PlaySource = { file: string } | { blob: Buffer };
+
+export interface PlayOptions {
+  /** How many times rtpengine plays the file in a row (ng `repeat-times`; rtpengine's default 1). */
+  repeatTimes?: number;
+  /** Block media from the other leg while playing (default true). */
+  muteOther?: boolean;
+}
+
+/** ng commands a session sends (rtpengine-client method names). */
+type SessionCommand = 'offer' | 'answer' | 'query' | 'playMedia' | 'stopMedia' | 'blockMedia' | 'unblockMedia';
 
 /** What a session needs from its pool. */
 export interface MediaSessionHost {
@@ -173,6 +186,71 @@ export class MediaSession {
     return this.#sdpOf(res, 'answer');
   }
 
+  /**
+   * Plays a media file to the party on leg `to` through rtpengine's media player (ng `play
+   * media`; needs an rtpengine built with transcoding, as Debian's is). In `play media` the
+   * participant selected by `from-tag` is the one the file is played TO, so `from-tag` is the
+   * tag of `to`. rtpengine encodes the file into that party's preferred codec, `repeatTimes`
+   * times in a row. With `muteOther` (default), media from the other leg is blocked meanwhile
+   * (`block media`, from-tag = the other leg: its packets are not forwarded), so that the two
+   * streams do not interleave toward `to`; stopMedia() lifts the block. Resolves with the
+   * file's duration when rtpengine reports it.
+   */
+  async playMedia(to: MediaLeg, source: PlaySource, opts: PlayOptions = {}): Promise<{ durationMs?: number }> {
+    this.#assertUsable('play media');
+    const tags = this.#playable('play media');
+    const muteOther = opts.muteOther ?? true;
+    const params: NgParams = { 'call-id': this.callId, 'from-tag': tags[to], ...('blob' in source ? { blob: source.blob } : { file: source.file }) };
+    if (opts.repeatTimes !== undefined) params['repeat-times'] = opts.repeatTimes;
+    // Both commands are queued before anything is awaited, so a stopMedia() issued meanwhile
+    // always lands after them (never a playback started after its stop).
+    const block = muteOther ? this.#send('blockMedia', { 'call-id': this.callId, 'from-tag': tags[otherLeg(to)] }) : undefined;
+    const play = this.#send('playMedia', params);
+    try {
+      await block;
+    } catch (err) {
+      this.#log.warn({ callId: this.callId, err: errMessage(err) }, 'rtpengine block media failed; playing without muting the other leg');
+    }
+    try {
+      const res = await play;
+      return typeof res.duration === 'number' ? { durationMs: res.duration } : {};
+    } catch (err) {
+      if (muteOther) await this.#send('unblockMedia', { 'call-id': this.callId, 'from-tag': tags[otherLeg(to)] }).catch(() => {});
+      if (isMediaError(err, MEDIA_ERROR_CODES.RTPENGINE)) {
+        throw new MediaError(MEDIA_ERROR_CODES.PLAYBACK, `could not play media to the ${to} leg (${err.message})`, { cause: err, ...(err.instance ? { instance: err.instance } : {}) });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Stops what playMedia() started toward `to` (ng `stop media`, same from-tag) and lifts the
+   * block on the other leg's media (`unblock media`). Never throws: a playback that already
+   * ended by itself ("Not currently playing media") or a session deleted meanwhile is fine.
+   */
+  async stopMedia(to: MediaLeg): Promise<void> {
+    if (this.#state === 'deleted' || this.#host.closed || !this.#instance || !this.#tags) return;
+    const tags = this.#tags;
+    const sent = (
+      [
+        ['stopMedia', tags[to]],
+        ['unblockMedia', tags[otherLeg(to)]],
+      ] as const
+    ).map(([command, tag]) =>
+      this.#send(command, { 'call-id': this.callId, 'from-tag': tag }).catch((err: unknown) => {
+        this.#log.debug({ callId: this.callId, command, err: errMessage(err) }, 'rtpengine media playback stop');
+      }),
+    );
+    await Promise.all(sent);
+  }
+
+  #playable(op: string): Record<MediaLeg, string> {
+    if (!this.#instance || !this.#tags || this.#state === 'new') {
+      throw new MediaError(MEDIA_ERROR_CODES.INVALID_STATE, `media session ${this.callId}: ${op} before the call exists in rtpengine`);
+    }
+    return this.#tags;
+  }
+
   /** Media counters per leg (packets rtpengine received from each leg). */
   async query(): Promise<MediaStats> {
     this.#assertUsable('query');
@@ -230,7 +308,7 @@ export class MediaSession {
    * call exists nowhere yet, so a transport failure moves it to the next live instance
    * (failover of new sessions); afterwards the call sticks to its instance.
    */
-  async #send(command: 'offer' | 'answer' | 'query', params: NgParams): Promise<NgResponse> {
+  async #send(command: SessionCommand, params: NgParams): Promise<NgResponse> {
     // Commands of one call run one at a time, in the order issued: the answer to a 183's SDP
     // must reach rtpengine before the answer to the 200 that follows it (RFC 3264 §8 order).
     const p = this.#queue.then(() => {
@@ -241,8 +319,7 @@ export class MediaSession {
     return p;
   }
 
-
-  async #sendOnce(command: 'offer' | 'answer' | 'query', params: NgParams): Promise<NgResponse> {
+  async #sendOnce(command: SessionCommand, params: NgParams): Promise<NgResponse> {
     if (this.#instance) return this.#checked(command, this.#instance, () => this.#instance!.command(command, params));
     const tried = new Set<NgInstance>();
     let inst: NgInstance | undefined = this.#candidate?.up ? this.#candidate : this.#host.pick(tried);

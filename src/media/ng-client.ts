@@ -18,6 +18,10 @@ interface RawNgClient {
   query(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
   list(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
   statistics(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
+  playMedia(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
+  stopMedia(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
+  blockMedia(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
+  unblockMedia(dst: { host: string; port: number }, p: NgParams): Promise<NgResponse>;
 }
 
 interface RtpengineClientModule {
@@ -27,8 +31,30 @@ interface RtpengineClientModule {
 const requireCjs = createRequire(import.meta.url);
 let clientModule: RtpengineClientModule | undefined;
 function loadClientModule(): RtpengineClientModule {
-  clientModule ??= requireCjs('rtpengine-client') as RtpengineClientModule;
+  if (!clientModule) {
+    clientModule = requireCjs('rtpengine-client') as RtpengineClientModule;
+    makeEncodingBinarySafe();
+  }
   return clientModule;
+}
+
+/**
+ * rtpengine-client 0.4.x builds each datagram as `[cookie, bencode(dict)].join(' ')`, i.e. it
+ * turns the bencoded bytes into a UTF-8 string and back: every byte >= 0x80 of a binary value
+ * becomes U+FFFD and the bencode length prefix no longer matches (rtpengine answers "Could not
+ * decode bencode dictionary"). Binary values are what `play media` `blob` carries, so the
+ * encoder is replaced by one that concatenates the bytes. For the text-only dictionaries sent
+ * before (SDP, tags, flags: valid UTF-8) the datagram is byte for byte the same.
+ */
+function makeEncodingBinarySafe(): void {
+  // The library's own copies (bencode is its dependency, not ours).
+  const fromClient = createRequire(requireCjs.resolve('rtpengine-client'));
+  const base = fromClient('./lib/BaseClient') as { encodeMessage?: (id: string, data: unknown) => Buffer };
+  const bencode = fromClient('bencode') as { encode(data: unknown): Buffer };
+  if (typeof base.encodeMessage !== 'function' || typeof bencode.encode !== 'function') {
+    throw new Error('rtpengine-client: BaseClient.encodeMessage or bencode.encode not found (library changed?)');
+  }
+  base.encodeMessage = (id: string, data: unknown): Buffer => Buffer.concat([Buffer.from(`${id} `, 'latin1'), bencode.encode(data)]);
 }
 
 /** Thrown (rejected) when an instance does not answer in time or the socket fails. */

@@ -26,7 +26,7 @@ export interface NgResponse {
 }
 
 /** ng commands the media layer issues (rtpengine-client method names). */
-export type NgCommand = 'ping' | 'offer' | 'answer' | 'delete' | 'query' | 'list' | 'statistics';
+export type NgCommand = 'ping' | 'offer' | 'answer' | 'delete' | 'query' | 'list' | 'statistics' | 'playMedia' | 'stopMedia' | 'blockMedia' | 'unblockMedia';
 
 export type CommandOutcome = 'ok' | 'error' | 'timeout';
 
