@@ -127,7 +127,7 @@ export const configSchema = {
       },
     },
     calls: {
-      description: 'Mid-call behaviour, transfers and ring groups (src/gateway/features.ts).',
+      description: 'Mid-call behaviour and transfers (src/gateway/features.ts). Ring groups live in the tenant config (docs/tenants.md).',
       type: 'object',
       additionalProperties: false,
       default: {},
@@ -148,22 +148,6 @@ export const configSchema = {
           type: 'object',
           additionalProperties: { enum: ['pass', 'convert-to-180'] },
           default: {},
-        },
-        ringGroups: {
-          description: 'DID (+E.164) → Teams numbers rung for it (group calls).',
-          type: 'object',
-          default: {},
-          additionalProperties: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['members'],
-            properties: {
-              members: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' } },
-              strategy: { enum: ['simultaneous', 'sequential'], default: 'simultaneous' },
-              memberTimeoutSec: { type: 'integer', minimum: 1, default: 20 },
-              fallback: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' },
-            },
-          },
         },
       },
     },

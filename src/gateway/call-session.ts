@@ -62,6 +62,8 @@ export class CallSession {
   readonly retired = new Set<SrfDialog>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #closed = false;
+  #answering = 0;
+  #heldHangup: HangupBy | undefined;
   #closing: Promise<void> | undefined;
   readonly #onClose: (s: CallSession) => void;
 
@@ -88,22 +90,48 @@ export class CallSession {
   attachB(b: SrfDialog): void {
     this.b = b;
     b.on('destroy', () => {
-      if (this.b === b) void this.close('callee');
+      if (this.b === b) this.#legEnded('callee');
       else this.retired.delete(b);
     });
     if (this.#closed) void b.destroy().catch(() => {});
-    else if (b.connected === false) void this.close('callee');
+    else if (b.connected === false) this.#legEnded('callee');
   }
 
   /** Adopts the answered A leg; if the call already ended meanwhile, hangs it up at once. */
   attachA(a: SrfDialog): void {
     this.a = a;
     a.on('destroy', () => {
-      if (this.a === a) void this.close('caller');
+      if (this.a === a) this.#legEnded('caller');
       else this.retired.delete(a);
     });
     if (this.#closed) void a.destroy().catch(() => {});
-    else if (a.connected === false) void this.close('caller');
+    else if (a.connected === false) this.#legEnded('caller');
+  }
+
+  /**
+   * Runs the answer of the A leg once the B leg answered (media answer, then the 200 to the
+   * caller). A hangup on an answered leg during that window (Teams may send BYE right after its
+   * ACK) is held back until the A leg is answered: the caller then gets 200 and BYE, as for any
+   * call the far end ended at once, instead of a teardown racing the answer. A CANCEL from the
+   * caller or a gateway shutdown still ends the call at once.
+   */
+  async answering<T>(fn: () => Promise<T>): Promise<T> {
+    this.#answering++;
+    try {
+      return await fn();
+    } finally {
+      this.#answering--;
+      const by = this.#heldHangup;
+      if (this.#answering === 0 && by) {
+        this.#heldHangup = undefined;
+        void this.close(by);
+      }
+    }
+  }
+
+  #legEnded(by: HangupBy): void {
+    if (this.#answering > 0) this.#heldHangup ??= by;
+    else void this.close(by);
   }
 
   /** Which of a/b faces Teams. */

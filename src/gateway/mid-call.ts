@@ -97,25 +97,32 @@ export async function bridgeAnswered(
   },
 ): Promise<boolean> {
   const { b } = o;
-  s.attachB(b);
-  wireLeg(ctx, s, b);
-  if (o.gone() || s.closed) {
-    await s.close('gateway');
-    return false;
-  }
-  let answer = b.remote.sdp;
-  if (s.media && answer) answer = await s.media.answer(o.bSide, answer);
-  if (o.gone() || s.closed) return false;
-  const a: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer, ...(o.uasHeaders ? { headers: o.uasHeaders } : {}) });
-  s.answeredAt = Date.now();
-  s.finalStatus = 200;
-  s.attachA(a);
-  noteReceived(s, o.aSide, o.req.body);
-  noteSent(s, o.bSide, o.offerSent);
-  noteReceived(s, o.bSide, b.remote.sdp);
-  noteSent(s, o.aSide, answer);
-  callAnswered(ctx, s, o.teamsSessionExpires, o.teamsIsUac);
-  return true;
+  return s.answering(async () => {
+    s.attachB(b);
+    wireLeg(ctx, s, b);
+    if (o.gone() || s.closed) {
+      await s.close('gateway');
+      return false;
+    }
+    let answer = b.remote.sdp;
+    try {
+      if (s.media && answer) answer = await s.media.answer(o.bSide, answer);
+    } catch (err) {
+      if (o.gone() || s.closed) return false; // the caller cancelled, or shutdown: media is gone
+      throw err;
+    }
+    if (o.gone() || s.closed) return false;
+    const a: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer, ...(o.uasHeaders ? { headers: o.uasHeaders } : {}) });
+    s.answeredAt = Date.now();
+    s.finalStatus = 200;
+    s.attachA(a);
+    noteReceived(s, o.aSide, o.req.body);
+    noteSent(s, o.bSide, o.offerSent);
+    noteReceived(s, o.bSide, b.remote.sdp);
+    noteSent(s, o.aSide, answer);
+    callAnswered(ctx, s, o.teamsSessionExpires, o.teamsIsUac);
+    return true;
+  });
 }
 
 /** Both legs are up: wire them and start the session timer. */

@@ -76,8 +76,8 @@ export class MediaSession {
   #candidate: NgInstance | undefined;
   #counted = false;
   #deleting: Promise<void> | undefined;
-  /** The offer/answer/query command currently in flight. */
-  #inflight: Promise<NgResponse> | undefined;
+  /** Tail of this call's command queue (offer/answer/query run one at a time, in order). */
+  #queue: Promise<unknown> = Promise.resolve();
   #finalStats: MediaStats | undefined;
 
   constructor(host: MediaSessionHost, candidate: NgInstance, profiles: MediaProfiles, opts: MediaSessionOptions, log: MediaLogger) {
@@ -195,9 +195,9 @@ export class MediaSession {
 
   async #doDelete(opts: DeleteOptions): Promise<void> {
     this.#state = 'deleted';
-    // A CANCEL can race the initial offer: let a command in flight land first, so a call it
-    // creates in rtpengine is deleted here rather than leaked.
-    await this.#inflight?.catch(() => {});
+    // A CANCEL can race the initial offer: let the commands already issued land first, so a
+    // call they create in rtpengine is deleted here rather than leaked.
+    await this.#queue;
     const inst = this.#instance;
     if (!inst) return;
     try {
@@ -231,14 +231,16 @@ export class MediaSession {
    * (failover of new sessions); afterwards the call sticks to its instance.
    */
   async #send(command: 'offer' | 'answer' | 'query', params: NgParams): Promise<NgResponse> {
-    const p = this.#sendOnce(command, params);
-    this.#inflight = p;
-    try {
-      return await p;
-    } finally {
-      if (this.#inflight === p) this.#inflight = undefined;
-    }
+    // Commands of one call run one at a time, in the order issued: the answer to a 183's SDP
+    // must reach rtpengine before the answer to the 200 that follows it (RFC 3264 §8 order).
+    const p = this.#queue.then(() => {
+      if (this.#state === 'deleted') throw new MediaError(MEDIA_ERROR_CODES.INVALID_STATE, `media session ${this.callId}: ${command} after delete`);
+      return this.#sendOnce(command, params);
+    });
+    this.#queue = p.catch(() => {});
+    return p;
   }
+
 
   async #sendOnce(command: 'offer' | 'answer' | 'query', params: NgParams): Promise<NgResponse> {
     if (this.#instance) return this.#checked(command, this.#instance, () => this.#instance!.command(command, params));
