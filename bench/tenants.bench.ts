@@ -2,7 +2,7 @@
  * Tenant store benchmark (issue 3 goals: apply 10,000 tenants + 1,000,000 DIDs in < 30 s;
  * cache-hit lookup < 5 µs).
  *
- *   npx tsx bench/tenants.bench.ts [--tenants 10000] [--exact 50] [--range 50] [--lookups 200000]
+ *   npx tsx bench/tenants.bench.ts [--tenants 10000] [--exact 50] [--range 50] [--lookups 200000] [--ring-groups 0]
  *
  * Each tenant gets `--exact` exact numbers and one range of `--range` numbers (default 50 + 50 =
  * 100 DIDs per tenant, 1,000,000 in all); every tenth tenant also gets a prefix. The config is
@@ -11,6 +11,9 @@
  * used_memory before/after. Lookups: a RedisTenantStore (the exact numbers exceed the preload
  * limit, so they are served through its cache); "hit" = number already cached or answered from
  * the in-memory ranges, "miss" = exact number not yet cached (one Redis round trip).
+ * `--ring-groups N` gives each tenant N ring groups (on its first exact numbers, two members
+ * each); "lookupNumber hit" is the inbound call path's lookup (tenant + ring group) over the same
+ * numbers as "hit".
  * The last line printed is a JSON summary.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,12 +32,15 @@ const { values } = parseArgs({
     exact: { type: 'string', default: '50' },
     range: { type: 'string', default: '50' },
     lookups: { type: 'string', default: '200000' },
+    'ring-groups': { type: 'string', default: '0' },
   },
 });
 const T = Number(values.tenants);
 const E = Number(values.exact);
 const R = Number(values.range);
 const L = Number(values.lookups);
+const RG = Math.min(Number(values['ring-groups']), E);
+if (RG > 0 && E < 3) throw new Error('--ring-groups needs --exact 3 or more (members are exact numbers of the tenant)');
 
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 const exactNum = (t: number, j: number): string => `+12${pad(t, 5)}${pad(j, 3)}`;
@@ -72,6 +78,10 @@ async function main(): Promise<void> {
         for (let j = 0; j < E; j++) lines.push(`      - "${exactNum(t, j)}"`);
         if (R > 0) lines.push(`      - "${rangeFirst(t)}-${rangeLast(t)}"`);
         if (t % 10 === 0) lines.push(`      - "+449${pad(t, 5)}*"`);
+        if (RG > 0) lines.push('    ringGroups:');
+        for (let g = 0; g < RG; g++) {
+          lines.push(`      - { did: "${exactNum(t, g)}", strategy: simultaneous, memberTimeoutSec: 20, members: ["${exactNum(t, E - 1)}", "${exactNum(t, E - 2)}"] }`);
+        }
         lines.push('    trunks: [{ carrier: alpha }]');
       }
       writeFileSync(join(dir, `tenants-${pad(f, 4)}.yaml`), `${lines.join('\n')}\n`);
@@ -123,6 +133,18 @@ async function main(): Promise<void> {
       hit[k] = Number(process.hrtime.bigint() - a);
       if (!r) throw new Error(`hit lookup ${n} found nothing`);
     }
+    // --- the inbound call path's lookup: tenant + ring group, same numbers as "hit" ------------
+    const hitRg = new Float64Array(L);
+    let groupsSeen = 0;
+    for (let k = 0; k < L; k++) {
+      const n = k % 2 === 0 || R === 0 ? warmed[(k >> 1) % warmed.length]! : `+12${pad((k * 7919) % T, 5)}${pad(500 + (k % R), 3)}`;
+      const a = process.hrtime.bigint();
+      const r = await store.lookupNumber(n);
+      hitRg[k] = Number(process.hrtime.bigint() - a);
+      if (!r) throw new Error(`lookupNumber ${n} found nothing`);
+      if (r.ringGroup) groupsSeen++;
+    }
+    if (RG > 0 && groupsSeen === 0) throw new Error('no ring group found by lookupNumber');
     const st = store.status();
     // --- synchronous path (what a call handler can use when the answer is in memory) ----------
     const snap = store.snapshot();
@@ -160,6 +182,7 @@ async function main(): Promise<void> {
       storeStartMs: Math.round(startMs),
       lookupHitUs: { ...quantiles(hit), n: L, goalUs: 5, met: quantiles(hit).p50 < 5 && quantiles(hit).p99 < 5 },
       lookupMissUs: { ...quantiles(miss), n: missN },
+      lookupNumberHitUs: { ...quantiles(hitRg), n: L, ringGroups: T * RG, answersWithGroup: groupsSeen },
       lookupSyncMeanUs: +(syncNs / 1000).toFixed(3),
       byFqdnUs: quantiles(fq),
       cache: { hits: st.cacheHits, misses: st.cacheMisses, missesDuringHitLoop: st.cacheMisses - hitsBefore.cacheMisses },

@@ -17,6 +17,15 @@ export const ENV_OVERLAY: Readonly<Record<string, string>> = {
   DRACHTIO_SECRET: 'sipServer.admin.secret',
 };
 
+/**
+ * Settings that moved out of the gateway config: a file that still sets one is refused with this
+ * message (instead of a bare "unknown setting"), so the operator knows where it went.
+ */
+export const MOVED_SETTINGS: Readonly<Record<string, string>> = {
+  'calls.ringGroups':
+    'ring groups moved to the tenant config: define them per DID under tenants[].ringGroups in the tenant\'s file (config/tenants/*.yaml, see docs/tenants.md "Ring groups") and remove calls.ringGroups here',
+};
+
 function setPath(obj: Record<string, any>, path: string, value: unknown): void {
   const parts = path.split('.');
   let o = obj;
@@ -64,7 +73,10 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
     const where = file ?? 'environment';
     const msgs = (validate.errors ?? []).map((e) => {
       const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
-      if (e.keyword === 'additionalProperties') return `${where}: ${path ? `${path}.` : ''}${String(e.params.additionalProperty)}: unknown setting`;
+      if (e.keyword === 'additionalProperties') {
+        const key = `${path ? `${path}.` : ''}${String(e.params.additionalProperty)}`;
+        return `${where}: ${key}: ${MOVED_SETTINGS[key] ?? 'unknown setting'}`;
+      }
       return `${where}: ${path || '(root)'} ${e.message}`;
     });
     throw new ConfigError(msgs.join('\n'));

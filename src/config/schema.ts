@@ -132,7 +132,7 @@ export const configSchema = {
       },
     },
     calls: {
-      description: 'Mid-call behaviour, transfers and ring groups (src/gateway/features.ts).',
+      description: 'Mid-call behaviour and transfers (src/gateway/features.ts). Ring groups live in the tenant config (docs/tenants.md).',
       type: 'object',
       additionalProperties: false,
       default: {},
@@ -173,22 +173,6 @@ export const configSchema = {
               default: '',
             },
             maxSeconds: { description: 'Upper bound of one ringback (rtpengine stops by itself after about this long).', type: 'integer', minimum: 10, maximum: 3600, default: 180 },
-          },
-        },
-        ringGroups: {
-          description: 'DID (+E.164) → Teams numbers rung for it (group calls).',
-          type: 'object',
-          default: {},
-          additionalProperties: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['members'],
-            properties: {
-              members: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' } },
-              strategy: { enum: ['simultaneous', 'sequential'], default: 'simultaneous' },
-              memberTimeoutSec: { type: 'integer', minimum: 1, default: 20 },
-              fallback: { type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$' },
-            },
           },
         },
       },

@@ -23,7 +23,7 @@ export interface GatewayContext {
   carrierDown: ReadonlySet<string>;
   /** true after SIGTERM: new calls get 503. */
   draining: boolean;
-  /** Mid-call, transfer, ring-group and DTMF settings (defaults: features.ts). */
+  /** Mid-call, transfer and DTMF settings (defaults: features.ts); ring groups come from the tenant store. */
   features?: Partial<GatewayFeatures>;
 }
 

@@ -1,21 +1,11 @@
 /**
- * Call-control settings for mid-call behaviour, transfers, ring groups and DTMF (issue 5).
+ * Call-control settings for mid-call behaviour, transfers and DTMF (issue 5).
  * They come from the `calls` section of the gateway config (defaults in src/config/schema.ts);
- * `ctx.features` may override parts of it (tests).
+ * `ctx.features` may override parts of it (tests). Ring groups are not here: they belong to the
+ * customer and are defined per DID in the tenant config (src/tenants, docs/tenants.md).
  */
 
 export type EarlyMediaMode = 'pass' | 'convert-to-180';
-
-export interface RingGroup {
-  /** Teams numbers (+E.164) rung for the DID. */
-  members: string[];
-  /** simultaneous: all at once, first answer wins; sequential: in order. */
-  strategy: 'simultaneous' | 'sequential';
-  /** sequential: seconds each member rings; simultaneous: seconds the whole group rings. */
-  memberTimeoutSec: number;
-  /** Number (+E.164, a Teams user) rung when no member answered. */
-  fallback?: string;
-}
 
 export interface GatewayFeatures {
   sessionTimer: {
@@ -30,8 +20,6 @@ export interface GatewayFeatures {
   info: 'pass' | 'local';
   /** Per carrier name: 183 with SDP toward that carrier (overrides config carriers.earlyMedia). */
   carrierEarlyMedia: Record<string, EarlyMediaMode>;
-  /** DID (+E.164) → ring group (PSTN → Teams calls). */
-  ringGroups: Record<string, RingGroup>;
   /** Tone played to the PSTN party while a transfer target rings without SDP (§6.6, transfer-ringback.ts). */
   transferRingback: TransferRingbackSettings;
 }
@@ -53,7 +41,6 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
     sessionTimer: { ...base.sessionTimer, ...f.sessionTimer },
     info: f.info ?? base.info,
     carrierEarlyMedia: { ...base.carrierEarlyMedia, ...f.carrierEarlyMedia },
-    ringGroups: { ...base.ringGroups, ...f.ringGroups },
     transferRingback: { ...base.transferRingback, ...f.transferRingback },
   };
 }

@@ -1,4 +1,4 @@
-import type { Carrier, Tenant } from '../tenants/types.js';
+import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { featuresOf } from './features.js';
@@ -52,8 +52,10 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
   const calledRaw = userOf(req.uri) ?? userOf(req.get('To'));
   const called = calledRaw ? normalize(calledRaw, carrier.normalization.inbound) : undefined;
   if (!called || !E164_RE.test(called)) return reject(404, reason(1, 'Called number is not E.164 after normalization'));
-  const tenant: Tenant | undefined = await ctx.tenants.byNumber(called);
-  if (!tenant) return reject(404, reason(1, 'Unallocated number'));
+  // One lookup: the tenant owning the called number and, for a ring-group DID, its group.
+  const match: NumberMatch | undefined = await ctx.tenants.lookupNumber(called);
+  if (!match) return reject(404, reason(1, 'Unallocated number'));
+  const { tenant, ringGroup: group } = match;
   log = log.child({ tenant: tenant.id });
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'));
   if (canceled) return;
@@ -114,7 +116,6 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     };
     s.teamsContact = headers.Contact;
     if (caller === 'anonymous') headers.Privacy = 'id';
-    const group = featuresOf(ctx).ringGroups[calledForTeams];
     if (group) {
       await ringGroupCall(ctx, { s, req, res, headers, offer, group, isCanceled: () => canceled, setCurrent: (a) => (current = a), earlyMedia: earlyMediaMode() });
       return;

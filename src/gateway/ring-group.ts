@@ -1,12 +1,14 @@
 /**
  * Ring groups ("group calls", issue 5): a DID that rings several Teams numbers, all at once
  * (drachtio-fn-b2b-sugar simring: first answer wins, the others are CANCELed) or in order with
- * a per-member timeout, then a fallback number when nobody answered.
+ * a per-member timeout, then a fallback number when nobody answered. Groups are defined per DID
+ * in the tenant config and come with the tenant from the called-number lookup (inbound.ts).
  */
 import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
+import type { RingGroup } from '../tenants/types.js';
 import { type GatewayContext, teamsNextHop } from './context.js';
-import type { EarlyMediaMode, RingGroup } from './features.js';
+import type { EarlyMediaMode } from './features.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
 import { teamsRequestUri } from './inbound.js';
@@ -38,7 +40,7 @@ function memberHeaders(h: Record<string, string>, number: string, primaryHost: s
 
 export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Promise<void> {
   const { s, req, res, group } = o;
-  const log = s.log.child({ ringGroup: group.strategy, members: group.members.length });
+  const log = s.log.child({ ringGroup: group.did, strategy: group.strategy, members: group.members.length });
   const primary = ctx.teamsProxies.list()[0]!;
   let ringing = false;
   const relay = (p: any) => {

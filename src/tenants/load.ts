@@ -80,6 +80,7 @@ function schemaProblem(problems: ProblemList, src: SourceDoc, e: SchemaError): v
       const reason = (e.parentSchema as Record<string, unknown> | undefined)?.['x-reason'];
       if (reason === 'credential') return problems.add(src, path, 'credential-inline', msg.inlineCredential());
       if (reason === 'id') return problems.add(src, path, 'schema', msg.invalidId(value));
+      if (reason === 'e164') return problems.add(src, path, 'e164-malformed', msg.malformedE164(value));
       if (reason === 'did') {
         const parsed = parseDid(value);
         if (!parsed.ok && parsed.kind === 'prefix') return problems.add(src, path, 'e164-malformed', msg.malformedPrefix(parsed.bad));

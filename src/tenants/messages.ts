@@ -34,6 +34,12 @@ export const msg = {
   didOverlap: (value: string, other: string, otherTenant: string, where: Where) =>
     `DID "${value}" overlaps "${other}" of tenant "${otherTenant}" (${where}): a number would map to two tenants`,
 
+  // --- ring groups -------------------------------------------------------------------------
+  ringGroupDid: (did: string, tenant: string) =>
+    `ring group number "${did}" is not a DID of tenant "${tenant}": add it (or a range or prefix covering it) to the tenant's dids`,
+  ringGroupDuplicate: (did: string, where: Where) => `duplicate ring group for "${did}": already defined at ${where}`,
+  ringGroupFallback: (fallback: string) => `fallback "${fallback}" is also a member of the ring group: it would ring twice`,
+
   // --- FQDNs -------------------------------------------------------------------------------
   fqdnCase: (fqdn: string) => `FQDN "${fqdn}" must be lower case`,
   fqdnOutside: (fqdn: string, base: string) => `FQDN "${fqdn}" is not under the carrier base domain "${base}"`,

@@ -7,10 +7,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { NoPreviousVersionError, TenantApplyConflictError } from './errors.js';
-import { KeySchema, decodePrefixes, decodeRanges, encodePrefixes, encodeRanges, splitNumber } from './redis-keys.js';
+import { KeySchema, decodePrefixes, decodeRanges, decodeRingGroups, encodePrefixes, encodeRanges, encodeRingGroup, splitNumber } from './redis-keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { buildIndexData } from './tenant-index.js';
-import type { Carrier, Tenant, TenantConfigSet } from './types.js';
+import type { Carrier, RingGroup, Tenant, TenantConfigSet } from './types.js';
 
 /** Stable content hash of a config set (what `plan` and `apply` compare). */
 export function configHash(config: TenantConfigSet): string {
@@ -100,22 +100,39 @@ export class TenantAdmin {
       .hgetall(k.tenants(v))
       .hgetall(k.dids(v))
       .hgetall(k.carriers(v))
+      .hgetall(k.ringGroups(v))
       .exec();
     if (!res) return undefined;
     for (const [err] of res) if (err) throw err;
-    const [meta, t, td, c] = res.map((r) => r[1] as Record<string, string>) as [
+    const [meta, t, td, c, rg] = res.map((r) => r[1] as Record<string, string>) as [
+      Record<string, string>,
       Record<string, string>,
       Record<string, string>,
       Record<string, string>,
       Record<string, string>,
     ];
     if (!meta.version) return undefined;
+    const groups = new Map<number, RingGroup[]>();
+    for (const { t: i, group } of decodeRingGroups(rg)) {
+      let l = groups.get(i);
+      if (!l) groups.set(i, (l = []));
+      l.push(group);
+    }
     const tenants = Object.keys(t)
       .map(Number)
       .sort((a, b) => a - b)
-      .map((i) => ({ ...(JSON.parse(t[String(i)]!) as Tenant), dids: td[String(i)] ? td[String(i)]!.split(' ') : [] }));
-    // Field order inside the stored JSON is the runtime order; put dids back after fqdn for readability.
-    const ordered = tenants.map(({ id, name, enabled, fqdn, dids, ...rest }) => ({ id, name, enabled, fqdn, dids, ...rest }));
+      .map((i) => ({ tenant: JSON.parse(t[String(i)]!) as Tenant, dids: td[String(i)] ? td[String(i)]!.split(' ') : [], ringGroups: groups.get(i) }));
+    // Field order inside the stored JSON is the runtime order; put dids and ring groups back after
+    // fqdn, where the validated config has them (plan compares the two as JSON).
+    const ordered = tenants.map(({ tenant: { id, name, enabled, fqdn, ...rest }, dids, ringGroups }) => ({
+      id,
+      name,
+      enabled,
+      fqdn,
+      dids,
+      ...(ringGroups ? { ringGroups } : {}),
+      ...rest,
+    }));
     const carriers = Object.keys(c)
       .map(Number)
       .sort((a, b) => a - b)
@@ -204,6 +221,11 @@ export class TenantAdmin {
       const c = config.carriers.flatMap((x, i) => [String(i), JSON.stringify(x)]);
       await add(c.length, (p) => p.hset(k.carriers(v), ...c));
     }
+    // Ring groups: one field per DID, 500 per HSET.
+    for (let i = 0; i < data.ringGroups.length; i += 500) {
+      const rg = data.ringGroups.slice(i, i + 500).flatMap(({ t, group }) => [group.did, encodeRingGroup(t, group)]);
+      await add(rg.length, (p) => p.hset(k.ringGroups(v), ...rg));
+    }
     // Exact numbers, grouped by bucket.
     const buckets = new Map<string, string[]>();
     for (const [digits, t] of data.exact) {
@@ -228,6 +250,7 @@ export class TenantAdmin {
       ranges: encodeRanges(data.ranges),
       prefixes: encodePrefixes(data.prefixes),
       exactCount: String(data.exactCount),
+      ringGroupCount: String(data.ringGroups.length),
       tenantCount: String(config.tenants.length),
       carrierCount: String(config.carriers.length),
     });

@@ -10,6 +10,8 @@
  *   {ns}:{v<N>}:t           hash  tenant index → tenant JSON (no DIDs)
  *   {ns}:{v<N>}:td          hash  tenant index → the tenant's DID entries, space separated
  *   {ns}:{v<N>}:c           hash  carrier index → carrier JSON
+ *   {ns}:{v<N>}:rg          hash  ring-group DID (+E164) → JSON {t: tenant index, did, strategy,
+ *                                 memberTimeoutSec, members, fallback?}; absent = no ring groups
  *   {ns}:{v<N>}:n:<head>    hash  exact numbers: field = last two digits, value = tenant index
  *   {ns}:{v<N>}:nb          set   every <head> used above (for preloading and cleanup)
  *
@@ -17,6 +19,8 @@
  * so a version can be written and read with pipelines. Version keys are never modified after
  * the pointer names them; a switch is one atomic script on `{ns}:ptr`.
  */
+import type { RingGroup } from './types.js';
+
 export class KeySchema {
   readonly ptr: string;
   readonly seq: string;
@@ -40,6 +44,9 @@ export class KeySchema {
   }
   carriers(v: number): string {
     return `${this.version(v)}:c`;
+  }
+  ringGroups(v: number): string {
+    return `${this.version(v)}:rg`;
   }
   bucket(v: number, head: string): string {
     return `${this.version(v)}:n:${head}`;
@@ -78,6 +85,7 @@ export interface VersionMeta {
   ranges: string;
   prefixes: string;
   exactCount: string;
+  ringGroupCount: string;
   tenantCount: string;
   carrierCount: string;
 }
@@ -102,4 +110,36 @@ export function decodePrefixes(s: string): { digits: string; t: number }[] {
     const [digits, t] = item.split(':') as [string, string];
     return { digits, t: Number(t) };
   });
+}
+
+/** One `rg` hash value: the ring group and the index of its tenant in the version's `t` hash. */
+export interface StoredRingGroup extends RingGroup {
+  t: number;
+}
+
+export function encodeRingGroup(t: number, g: RingGroup): string {
+  const stored: StoredRingGroup = { t, ...g };
+  return JSON.stringify(stored);
+}
+
+/** Parses an `rg` value back into the canonical field order (did, strategy, memberTimeoutSec, members, fallback). */
+export function decodeRingGroup(json: string): { t: number; group: RingGroup } {
+  const x = JSON.parse(json) as StoredRingGroup;
+  return {
+    t: x.t,
+    group: {
+      did: x.did,
+      strategy: x.strategy,
+      memberTimeoutSec: x.memberTimeoutSec,
+      members: x.members,
+      ...(x.fallback !== undefined ? { fallback: x.fallback } : {}),
+    },
+  };
+}
+
+/** Every ring group of a version from its `rg` hash, sorted by tenant and DID (the validated order). */
+export function decodeRingGroups(h: Record<string, string>): { t: number; group: RingGroup }[] {
+  return Object.values(h)
+    .map(decodeRingGroup)
+    .sort((a, b) => a.t - b.t || (a.group.did < b.group.did ? -1 : a.group.did > b.group.did ? 1 : 0));
 }

@@ -3,7 +3,7 @@
  *
  * - On start and on every `{ns}:events` message (plus a cheap pointer poll as a safety net for
  *   messages lost while disconnected) it reads `{ns}:ptr` and, when the version changed, loads
- *   that version's tenants, carriers, ranges and prefixes (and its exact numbers too, when there
+ *   that version's tenants, carriers, ranges, prefixes and ring groups (and its exact numbers too, when there
  *   are at most `preloadExactLimit`) into a new immutable snapshot, then swaps it in.
  * - Lookups read the snapshot: no Redis round trip, except for exact numbers that are not
  *   preloaded and not yet in the snapshot's cache; those read the snapshot's own version keys,
@@ -12,7 +12,7 @@
  *   through status() and a 'status' event, and reloads by itself when Redis is back.
  */
 import { TenantStoreUnavailableError } from './errors.js';
-import { decodePrefixes, decodeRanges, KeySchema, splitNumber } from './redis-keys.js';
+import { decodePrefixes, decodeRanges, decodeRingGroups, KeySchema, splitNumber } from './redis-keys.js';
 import { createRedisClient, describeRedis, type RedisClient, type RedisConnectionOptions } from './redis-connection.js';
 import { BaseTenantStore, emptySnapshot, type TenantLogger } from './tenant-store.js';
 import { TenantIndex, TenantSnapshot, VERSION_GONE, type IndexData } from './tenant-index.js';
@@ -162,7 +162,7 @@ export class RedisTenantStore extends BaseTenantStore {
         this.#loadedId = id;
         this.#dataLost = false;
         this.log.info(
-          { version: v, previous: from, tenants: next.index.tenants.length, exactPreloaded: next.index.exactComplete },
+          { version: v, previous: from, tenants: next.index.tenants.length, ringGroups: next.index.ringGroupCount, exactPreloaded: next.index.exactComplete },
           `tenant config version ${v} loaded`,
         );
       }
@@ -177,9 +177,10 @@ export class RedisTenantStore extends BaseTenantStore {
 
   async #loadVersion(cmd: RedisClient, v: number): Promise<TenantSnapshot | undefined> {
     const k = this.keys;
-    const res = await cmd.pipeline().hgetall(k.meta(v)).hgetall(k.tenants(v)).hgetall(k.carriers(v)).exec();
+    const res = await cmd.pipeline().hgetall(k.meta(v)).hgetall(k.tenants(v)).hgetall(k.carriers(v)).hgetall(k.ringGroups(v)).exec();
     for (const [err] of res ?? []) if (err) throw err;
-    const [meta, t, c] = (res ?? []).map((r) => r[1] as Record<string, string>) as [Record<string, string>, Record<string, string>, Record<string, string>];
+    type H = Record<string, string>;
+    const [meta, t, c, rg] = (res ?? []).map((r) => r[1] as H) as [H, H, H, H];
     if (!meta?.version) return undefined;
     const byIdx = <T>(h: Record<string, string>): T[] =>
       Object.keys(h)
@@ -194,6 +195,7 @@ export class RedisTenantStore extends BaseTenantStore {
       carriers: byIdx<Carrier>(c),
       ranges: decodeRanges(meta.ranges ?? ''),
       prefixes: decodePrefixes(meta.prefixes ?? ''),
+      ringGroups: decodeRingGroups(rg ?? {}),
       exactCount,
     };
     if (exactCount <= this.#opts.preloadExactLimit) {

@@ -7,11 +7,16 @@
  * number is covered by two tenants, so the order never changes the answer. That lets a snapshot
  * whose exact numbers live in Redis try its in-memory ranges and prefixes first: a match there is
  * final (no round trip, and it still works while Redis is down); only a non-match asks Redis.
+ *
+ * Ring groups hang off the number, not the tenant: `lookupNumber()` finds the owning tenant as
+ * above, then one map probe by the same digits (skipped when the version has no ring groups)
+ * returns a prebuilt `{ tenant, ringGroup }`. Every answer is a shared frozen object, so the hot
+ * path allocates nothing. Validation guarantees a ring-group DID is owned by the group's tenant.
  */
 import { CidrTable, parseCidr } from './ip.js';
 import { parseDid, toDigits } from './numbers.js';
 import { TenantStoreUnavailableError } from './errors.js';
-import type { Carrier, Tenant, TenantConfigSet, TenantSettings } from './types.js';
+import type { Carrier, NumberMatch, RingGroup, Tenant, TenantConfigSet, TenantSettings } from './types.js';
 
 /** Everything needed to build an index: what Redis stores per version (plus, optionally, exacts). */
 export interface IndexData {
@@ -22,13 +27,15 @@ export interface IndexData {
   /** Non-overlapping ranges (same-tenant overlaps merged), digits without '+'. */
   ranges: { first: string; last: string; t: number }[];
   prefixes: { digits: string; t: number }[];
+  /** Ring groups with the index of their tenant (the DID is `group.did`). */
+  ringGroups: { t: number; group: RingGroup }[];
   /** Every exact number → tenant index, when held in memory; absent → ask `fetchExact`. */
   exact?: Map<string, number>;
   exactCount: number;
 }
 
 function runtimeTenant(t: TenantConfigSet['tenants'][number]): Tenant {
-  const { dids: _dids, ...rest } = t;
+  const { dids: _dids, ringGroups: _groups, ...rest } = t;
   return rest;
 }
 
@@ -65,6 +72,7 @@ export function buildIndexData(config: TenantConfigSet, version: number): IndexD
     carriers: config.carriers,
     ranges: merged.map((r) => ({ first: String(r.first), last: String(r.last), t: r.t })),
     prefixes,
+    ringGroups: config.tenants.flatMap((tc, t) => (tc.ringGroups ?? []).map((group) => ({ t, group }))),
     exact,
     exactCount: exact.size,
   };
@@ -91,6 +99,11 @@ export class TenantIndex {
   readonly #prefixes = new Map<string, number>();
   readonly #prefixLens: number[];
   readonly #exact: Map<string, number> | undefined;
+  /** Per tenant index: the answer for a number without a ring group. */
+  readonly #plain: NumberMatch[];
+  /** Ring-group DID digits → answer. */
+  readonly #groups = new Map<string, NumberMatch>();
+  readonly ringGroupCount: number;
 
   constructor(data: IndexData) {
     this.version = data.version;
@@ -103,6 +116,14 @@ export class TenantIndex {
       this.#byId.set(t.id, t);
       this.#byFqdn.set(t.fqdn, t);
     }
+    this.#plain = data.tenants.map((tenant) => Object.freeze({ tenant, ringGroup: undefined }));
+    for (const { t, group } of data.ringGroups) {
+      const tenant = data.tenants[t];
+      if (!tenant) continue;
+      const ringGroup = Object.freeze({ ...group, members: Object.freeze([...group.members]) as string[] });
+      this.#groups.set(group.did.slice(1), Object.freeze({ tenant, ringGroup }));
+    }
+    this.ringGroupCount = this.#groups.size;
     const sources: { cidr: NonNullable<ReturnType<typeof parseCidr>>; value: Carrier }[] = [];
     for (const c of data.carriers) {
       this.#carrierByName.set(c.name, c);
@@ -172,6 +193,21 @@ export class TenantIndex {
 
   tenantAt(i: number): Tenant | undefined {
     return i < 0 ? undefined : this.tenants[i];
+  }
+
+  /** The answer for number `digits` owned by tenant index `i` (-1: none). */
+  matchAt(i: number, digits: string): NumberMatch | undefined {
+    if (i < 0) return undefined;
+    if (this.#groups.size !== 0) {
+      const g = this.#groups.get(digits);
+      if (g !== undefined) return g;
+    }
+    return this.#plain[i];
+  }
+
+  /** Every ring group of the version, with its tenant. */
+  ringGroups(): NumberMatch[] {
+    return [...this.#groups.values()];
   }
 
   get(id: string): Tenant | undefined {
@@ -252,34 +288,29 @@ export class TenantSnapshot {
   }
 
   /**
-   * Synchronous lookup when the answer needs no Redis round trip: a Tenant, null for "no tenant",
-   * or undefined when only byNumber() can tell.
+   * Tenant index owning `d` (-1: none) when memory can tell, else undefined (only Redis can).
+   * Counts a cache hit when it answers.
    */
-  byNumberSync(e164: string): Tenant | null | undefined {
-    const d = toDigits(e164);
-    if (d === undefined) return null;
+  #ownerSync(d: string): number | undefined {
     const ex = this.index.exactLocal(d);
     if (ex !== undefined) {
       this.stats.hits++;
-      return this.index.tenantAt(ex >= 0 ? ex : this.index.matchLocal(d)) ?? null;
+      return ex >= 0 ? ex : this.index.matchLocal(d);
     }
     // Exact numbers are not all in memory. A range/prefix match is still final: validation
     // rejects an exact number of another tenant inside it, so only a non-match needs Redis.
     const local = this.index.matchLocal(d);
     if (local >= 0) {
       this.stats.hits++;
-      return this.index.tenantAt(local)!;
+      return local;
     }
     const c = this.#cached(d);
-    if (c === undefined) return undefined;
-    this.stats.hits++;
-    return this.index.tenantAt(c) ?? null;
+    if (c !== undefined) this.stats.hits++;
+    return c;
   }
 
-  async byNumber(e164: string): Promise<Tenant | undefined> {
-    const sync = this.byNumberSync(e164);
-    if (sync !== undefined) return sync ?? undefined;
-    const d = toDigits(e164)!;
+  /** Asks Redis whether `d` is an exact number: its tenant index or -1, or the snapshot to retry on. */
+  async #ownerRemote(d: string, e164: string): Promise<number | TenantSnapshot> {
     this.stats.misses++;
     let t: number;
     try {
@@ -287,17 +318,61 @@ export class TenantSnapshot {
       if (r === VERSION_GONE) {
         // This version was garbage-collected (we missed two switches): move to the live one.
         if (!this.#onGone) throw new TenantStoreUnavailableError(`config version ${this.version} is gone`);
-        return await (await this.#onGone()).byNumber(e164);
+        return await this.#onGone();
       }
       t = r;
     } catch (err) {
-      // Ranges and prefixes were already checked (byNumberSync): only "is it an exact number?"
+      // Ranges and prefixes were already checked (#ownerSync): only "is it an exact number?"
       // is left, and without Redis that cannot be answered either way.
       if (err instanceof TenantStoreUnavailableError) throw err;
       throw new TenantStoreUnavailableError(`cannot look up ${e164}: tenant store unreachable`, { cause: err });
     }
     this.#remember(d, t);
+    return t;
+  }
+
+  /**
+   * Synchronous lookup when the answer needs no Redis round trip: a Tenant, null for "no tenant",
+   * or undefined when only byNumber() can tell.
+   */
+  byNumberSync(e164: string): Tenant | null | undefined {
+    const d = toDigits(e164);
+    if (d === undefined) return null;
+    const t = this.#ownerSync(d);
+    return t === undefined ? undefined : (this.index.tenantAt(t) ?? null);
+  }
+
+  async byNumber(e164: string): Promise<Tenant | undefined> {
+    const d = toDigits(e164);
+    if (d === undefined) return undefined;
+    let t = this.#ownerSync(d);
+    if (t === undefined) {
+      const r = await this.#ownerRemote(d, e164);
+      if (typeof r !== 'number') return r.byNumber(e164);
+      t = r;
+    }
     return this.index.tenantAt(t);
+  }
+
+  /** Like byNumberSync, with the ring group of the number: a match, null for "no tenant", undefined when only lookupNumber() can tell. */
+  lookupNumberSync(e164: string): NumberMatch | null | undefined {
+    const d = toDigits(e164);
+    if (d === undefined) return null;
+    const t = this.#ownerSync(d);
+    return t === undefined ? undefined : (this.index.matchAt(t, d) ?? null);
+  }
+
+  /** Called number → its tenant and, when the number is a ring-group DID, the group (one lookup). */
+  async lookupNumber(e164: string): Promise<NumberMatch | undefined> {
+    const d = toDigits(e164);
+    if (d === undefined) return undefined;
+    let t = this.#ownerSync(d);
+    if (t === undefined) {
+      const r = await this.#ownerRemote(d, e164);
+      if (typeof r !== 'number') return r.lookupNumber(e164);
+      t = r;
+    }
+    return this.index.matchAt(t, d);
   }
 
   byFqdn(fqdn: string): Tenant | undefined {

@@ -2,6 +2,7 @@
  * The lookup interface the call path uses, and the part both implementations share.
  *
  *   byNumber(e164)         called number → tenant (exact, then range, then longest prefix)
+ *   lookupNumber(e164)     the same, plus the ring group when the number is a ring-group DID
  *   byFqdn(fqdn)           tenant FQDN (Teams Contact / Request-URI host) → tenant
  *   carrierBySourceIp(ip)  source address → carrier (exact, then longest-prefix CIDR)
  *
@@ -11,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { type Logger, silentLogger } from '../util/logger.js';
 import { TenantIndex, TenantSnapshot } from './tenant-index.js';
-import type { Carrier, Tenant } from './types.js';
+import type { Carrier, NumberMatch, Tenant } from './types.js';
 
 export type StoreState = 'starting' | 'ok' | 'degraded' | 'closed';
 
@@ -43,6 +44,8 @@ export { silentLogger };
 
 export interface TenantLookup {
   byNumber(e164: string): Promise<Tenant | undefined>;
+  /** Called number → `{ tenant, ringGroup }` in one lookup (what the inbound call path uses). */
+  lookupNumber(e164: string): Promise<NumberMatch | undefined>;
   byFqdn(fqdn: string): Tenant | undefined;
   carrierBySourceIp(ip: string): Carrier | undefined;
   carrier(name: string): Carrier | undefined;
@@ -65,7 +68,7 @@ export interface TenantStore extends TenantLookup {
 
 export function emptySnapshot(): TenantSnapshot {
   return new TenantSnapshot(
-    new TenantIndex({ version: 0, settings: { carrierBaseDomain: '' }, tenants: [], carriers: [], ranges: [], prefixes: [], exact: new Map(), exactCount: 0 }),
+    new TenantIndex({ version: 0, settings: { carrierBaseDomain: '' }, tenants: [], carriers: [], ranges: [], prefixes: [], ringGroups: [], exact: new Map(), exactCount: 0 }),
   );
 }
 
@@ -146,6 +149,10 @@ export abstract class BaseTenantStore extends EventEmitter<TenantStoreEvents> im
 
   byNumber(e164: string): Promise<Tenant | undefined> {
     return this.snap.byNumber(e164);
+  }
+
+  lookupNumber(e164: string): Promise<NumberMatch | undefined> {
+    return this.snap.lookupNumber(e164);
   }
 
   byFqdn(fqdn: string): Tenant | undefined {

@@ -3,8 +3,9 @@
  * docs/tenants.md and ../shared/docs/teams-direct-routing.md §8).
  *
  * `*Config` types are what the YAML files hold after schema defaults are applied; the runtime
- * `Tenant` is the same minus its DID list (numbers live in the lookup index, not on the object,
- * so a store with a million DIDs does not keep them twice).
+ * `Tenant` is the same minus its DID list and ring groups (numbers live in the lookup index, not
+ * on the object, so a store with a million DIDs does not keep them twice; a ring group comes back
+ * with the tenant from a called-number lookup, as a `NumberMatch`).
  */
 
 /** Settings shared by the whole config set (one `settings:` block across all files). */
@@ -67,10 +68,40 @@ export interface Tenant {
   teams: TeamsOptions;
 }
 
-/** A tenant as written in config: the runtime fields plus its DIDs. */
+export type RingStrategy = 'simultaneous' | 'sequential';
+
+/**
+ * A ring group ("group call"): calls to `did`, one of the tenant's numbers, ring several Teams
+ * numbers instead of one (docs/tenants.md "Ring groups").
+ */
+export interface RingGroup {
+  /** The tenant's number (exact `+E164`, covered by one of its `dids` entries) that rings the group. */
+  did: string;
+  /** simultaneous: all members at once, first answer wins; sequential: one after the other. */
+  strategy: RingStrategy;
+  /** sequential: seconds each member (and the fallback) rings; simultaneous: seconds the whole group rings. */
+  memberTimeoutSec: number;
+  /** Teams numbers (+E.164), at least two, in ringing order. */
+  members: string[];
+  /** Number (+E.164, a Teams user) rung when no member answered. */
+  fallback?: string;
+}
+
+/** A tenant as written in config: the runtime fields plus its DIDs and ring groups. */
 export interface TenantConfig extends Tenant {
   /** Exact `+E164`, range `+first-+last` or prefix `+digits*`. */
   dids: string[];
+  /** Present only when the tenant has ring groups; sorted by `did`. */
+  ringGroups?: RingGroup[];
+}
+
+/**
+ * What a called-number lookup returns: the tenant that owns the number and, when the number is
+ * a ring-group DID, that group. Shared, frozen objects: do not modify.
+ */
+export interface NumberMatch {
+  readonly tenant: Tenant;
+  readonly ringGroup: RingGroup | undefined;
 }
 
 export type Transport = 'udp' | 'tcp' | 'tls';

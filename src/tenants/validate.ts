@@ -9,6 +9,8 @@
  *    (teams-direct-routing.md §8.2, §8.3, §8.9);
  *  - DIDs: ranges well formed; no number may be covered by DIDs of two different tenants,
  *    whatever the kinds (exact, range, prefix);
+ *  - ring groups: each names a number the tenant owns (exact, or inside one of its ranges or
+ *    prefixes), once per tenant; the fallback is not also a member;
  *  - trunks reference defined carriers;
  *  - carrier sources are IPs or CIDR *network* addresses (RFC 4632 §3.1), each on one carrier;
  *  - normalization rules compile.
@@ -16,11 +18,12 @@
 import { ProblemList, type PathSeg, type SourceDoc } from './problems.js';
 import { msg } from './messages.js';
 import { parseCidr } from './ip.js';
-import { formatDid, parseDid, POW10, type DidEntry } from './numbers.js';
+import { formatDid, isE164, parseDid, POW10, type DidEntry } from './numbers.js';
 import type {
   Carrier,
   CarrierTarget,
   NormalizationRules,
+  RingGroup,
   TenantConfig,
   TenantConfigSet,
   TenantSettings,
@@ -108,6 +111,54 @@ function checkFqdn(problems: ProblemList, it: Item, fqdn: string, base: string |
     return false;
   }
   return true;
+}
+
+/** Does one of the tenant's DID entries cover this exact number (digits)? */
+function ownsNumber(entries: readonly DidEntry[], exact: ReadonlySet<string>, digits: string): boolean {
+  if (exact.has(digits)) return true;
+  for (const e of entries) {
+    if (e.kind === 'prefix' && digits.startsWith(e.digits)) return true;
+    if (e.kind === 'range' && e.first.length === digits.length && Number(e.first) <= Number(digits) && Number(digits) <= Number(e.last)) return true;
+  }
+  return false;
+}
+
+/**
+ * A tenant's ring groups. `entries` are its parsed DIDs, or undefined when one of them is invalid
+ * (already reported; ownership is then not checked, so one mistake is not reported twice).
+ */
+function checkRingGroups(problems: ProblemList, it: Item, tenantId: string, entries: DidEntry[] | undefined): RingGroup[] {
+  const list = arr(it.value.ringGroups);
+  if (list.length === 0) return [];
+  const nonExact = entries?.filter((e) => e.kind !== 'exact') ?? [];
+  const exact = new Set(entries?.flatMap((e) => (e.kind === 'exact' ? [e.digits] : [])) ?? []);
+  const seen = new Map<string, PathSeg[]>();
+  const out: RingGroup[] = [];
+  list.forEach((g, k) => {
+    if (!isObj(g)) return;
+    const at = [...it.path, 'ringGroups', k];
+    const did = str(g.did);
+    if (did !== undefined && isE164(did)) {
+      const prev = seen.get(did);
+      if (prev) problems.add(it.src, [...at, 'did'], 'ring-group-duplicate', msg.ringGroupDuplicate(did, ProblemList.where(it.src, prev)));
+      else {
+        seen.set(did, at);
+        if (entries && !ownsNumber(nonExact, exact, did.slice(1))) problems.add(it.src, [...at, 'did'], 'ring-group-did', msg.ringGroupDid(did, tenantId));
+      }
+    }
+    const members = arr(g.members).filter((m): m is string => typeof m === 'string');
+    const fallback = str(g.fallback);
+    if (fallback !== undefined && members.includes(fallback)) problems.add(it.src, [...at, 'fallback'], 'ring-group-fallback', msg.ringGroupFallback(fallback));
+    out.push({
+      did: did ?? '',
+      strategy: g.strategy === 'sequential' ? 'sequential' : 'simultaneous',
+      memberTimeoutSec: typeof g.memberTimeoutSec === 'number' ? g.memberTimeoutSec : 0,
+      members,
+      ...(fallback !== undefined ? { fallback } : {}),
+    });
+  });
+  // One canonical order (like trunks by priority), so a config read back from Redis compares equal.
+  return out.sort((a, b) => (a.did < b.did ? -1 : a.did > b.did ? 1 : 0));
 }
 
 interface NumRef {
@@ -367,6 +418,7 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       dids.push(formatDid(e));
     });
     parsedDids.push(list);
+    const ringGroups = checkRingGroups(problems, it, id ?? '', list.includes(undefined) ? undefined : (list as DidEntry[]));
     const normalization = checkRules(problems, it);
     const limits = isObj(v.limits) ? v.limits : {};
     const media = isObj(v.media) ? v.media : {};
@@ -377,6 +429,7 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       enabled: v.enabled !== false,
       fqdn: fqdn ?? '',
       dids,
+      ...(ringGroups.length > 0 ? { ringGroups } : {}),
       trunks: trunks.sort((a, b) => a.priority - b.priority),
       normalization,
       limits: {

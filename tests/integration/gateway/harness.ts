@@ -9,6 +9,11 @@
  *   const h = await startGatewayHarness();
  *   afterEach(() => h.afterEach());
  *   afterAll(() => h.close());
+ *
+ * Tenants come from tests/fixtures/gateway/tenants: loaded by the embedded MemoryTenantStore, or
+ * (`tenantStore: 'redis'`) applied with the real `teams-gw tenants apply` to a throwaway
+ * redis-server and served by a RedisTenantStore; `h.tenantsCli()` then runs further CLI commands
+ * (apply, rollback, show …) against that Redis while the gateway runs.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,9 +25,11 @@ import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { type Gateway, startGateway } from '../../../src/main.js';
 import type { RtpenginePool } from '../../../src/media/index.js';
-import { MemoryTenantStore } from '../../../src/tenants/index.js';
+import { runTenantsCli } from '../../../src/tenants/cli.js';
+import { MemoryTenantStore, RedisTenantStore, type TenantStore } from '../../../src/tenants/index.js';
 import { FakeTeams, type FakeTeamsOptions, type InboundCall } from '../../helpers/fake-teams/index.js';
 import { freePort, waitFor } from '../../helpers/net.js';
+import { type RedisServerHandle, startRedisServer } from '../../helpers/redis-server.js';
 import { type RtpengineHandle, startRtpengine } from '../../helpers/rtpengine.js';
 import { type CliServer, startSipServerCli } from '../../helpers/sip-server.js';
 import { stopAllSipp } from '../../helpers/sipp.js';
@@ -53,6 +60,14 @@ export interface HarnessOptions {
   /** Deep-merged over the test config (see testConfig()). */
   config?: Record<string, unknown>;
   fakeTeams?: Partial<FakeTeamsOptions>;
+  /** Where the gateway's tenants come from (default 'memory'; see the module comment). */
+  tenantStore?: 'memory' | 'redis';
+}
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
 }
 
 export interface GatewayHarness {
@@ -74,6 +89,8 @@ export interface GatewayHarness {
   assertIdle(timeoutMs?: number): Promise<void>;
   /** afterEach: stop SIPp, assert idle, reset fake Teams scripts/violations. */
   afterEach(): Promise<void>;
+  /** `teams-gw tenants <args> --redis-url <the harness Redis>` (tenantStore 'redis' only). */
+  tenantsCli(args: string[]): Promise<CliRun>;
   /** Stops the gateway and starts a new one with the same (or a modified) config. */
   restartGateway(config?: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
@@ -157,6 +174,22 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
       ops: { httpHost: GW_IP, httpPort: 0 },
       shutdown: { drainSeconds: 10 },
     };
+    let redis: RedisServerHandle | undefined;
+    const tenantsCli = async (args: string[]): Promise<CliRun> => {
+      if (!redis) throw new Error("tenantsCli needs startGatewayHarness({ tenantStore: 'redis' })");
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runTenantsCli([...args, '--redis-url', redis.url], { out: (x) => out.push(x), err: (x) => err.push(x), env: {}, cwd: process.cwd() });
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    if (opts.tenantStore === 'redis') {
+      redis = await startRedisServer();
+      cleanups.push(() => redis!.stop());
+      const applied = await tenantsCli(['apply', '--config-dir', TENANTS_DIR]);
+      if (applied.code !== 0) throw new Error(`tenants apply of the fixture failed: ${applied.err}`);
+    }
+    const tenantStore = (): TenantStore =>
+      redis ? new RedisTenantStore({ redis: { url: redis.url }, pollIntervalMs: 1000 }) : new MemoryTenantStore({ configDir: TENANTS_DIR });
     const logs: LogLine[] = [];
     let current: Record<string, any> = deepMerge(base, opts.config ?? {});
     let gw: Gateway | undefined;
@@ -166,8 +199,7 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
       const file = join(dir, 'gateway.yaml');
       await writeFile(file, JSON.stringify(cfg, null, 2));
       config = loadConfig(file, {});
-      const tenants = new MemoryTenantStore({ configDir: TENANTS_DIR });
-      gw = await startGateway(config, { tenants, env: {} });
+      gw = await startGateway(config, { tenants: tenantStore(), env: {} });
       // Call control logs into memory (tests assert on log lines); the composition root's own
       // logger stays at config.log.level on stdout.
       gw.ctx.log = pino({ level: 'info', base: null }, new MemoryLog(logs));
@@ -235,6 +267,7 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
           ft.violations.splice(0);
         }
       },
+      tenantsCli,
       async restartGateway(cfg?: Record<string, unknown>) {
         await gw?.close();
         gw = undefined;

@@ -6,7 +6,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, startRedisServer, type RedisServerHandle } from '../../helpers/redis-server.js';
 import { runTenantsCli } from '../../../src/tenants/cli.js';
-import { CARRIERS, SETTINGS, tenantsFile, writeConfigDir, writeFiles } from '../../unit/tenants/fixture.js';
+import { RedisTenantStore } from '../../../src/tenants/redis-tenant-store.js';
+import { CARRIERS, GOOD_RING_GROUP, RING_GROUP_CASES, ringGroupTenants, SETTINGS, tenantsFile, writeConfigDir, writeFiles } from '../../unit/tenants/fixture.js';
 
 interface Run {
   code: number;
@@ -169,6 +170,60 @@ describe('teams-gw tenants CLI', () => {
 
     expect((await cli(['rollback', ...url, '--json'])).json).toEqual({ ok: true, version: 1, previous: 2 });
     expect((await cli(['show', 'b', ...url, '--json'])).json.tenant).toMatchObject({ id: 'b', dids: ['+4930*'], trunks: [{ carrier: 'beta' }, { carrier: 'alpha' }] });
+  });
+
+  it('every invalid ring-group file (one per rule) is refused and leaves Redis byte-for-byte unchanged; a running store keeps its groups', async () => {
+    const good = { 'settings.yaml': SETTINGS, 'carriers.yaml': CARRIERS, 'tenants.yaml': ringGroupTenants([GOOD_RING_GROUP]) };
+    expect((await cli(['apply', '--config-dir', dir(good), ...url])).code).toBe(0);
+    const store = new RedisTenantStore({ redis: { url: server.url }, pollIntervalMs: 50 });
+    try {
+      await store.start();
+      const before = await dumpAll(redis);
+      for (const c of RING_GROUP_CASES) {
+        const r = await cli(['apply', '--config-dir', dir({ ...good, 'tenants.yaml': ringGroupTenants(c.groups) }), ...url, '--json']);
+        expect(r.code, c.name).toBe(1);
+        expect(r.json.problems, c.name).toEqual([{ file: 'tenants.yaml', ...c.problem }]);
+        expect(await dumpAll(redis), c.name).toEqual(before);
+      }
+      await new Promise((res) => setTimeout(res, 150)); // a few pointer polls
+      expect(store.version()).toBe(1);
+      expect(await store.lookupNumber('+14255550170')).toMatchObject({ tenant: { id: 'a' }, ringGroup: { members: GOOD_RING_GROUP.members } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('ring groups through plan, apply, show and export (the export validates and plans as no change)', async () => {
+    const G = GOOD_RING_GROUP;
+    const d = dir({ 'settings.yaml': SETTINGS, 'carriers.yaml': CARRIERS, 'tenants.yaml': ringGroupTenants([G]) });
+    expect((await cli(['apply', '--config-dir', d, ...url])).code).toBe(0);
+    writeFiles(d, { 'tenants.yaml': ringGroupTenants([{ ...G, strategy: 'sequential', fallback: '+14255550199' }, { ...G, did: '+4930123' }]) });
+    expect((await cli(['plan', '--config-dir', d, ...url])).out.split('\n')).toEqual(['~ tenant a: ringGroups', 'Plan: 0 to add, 1 to change, 0 to remove (live version 1).']);
+    expect((await cli(['apply', '--config-dir', d, ...url])).code).toBe(0);
+    const show = await cli(['show', 'a', ...url]);
+    expect(show.out).toContain(
+      [
+        'ringGroups:',
+        '  - did: "+14255550170"',
+        '    strategy: sequential',
+        '    memberTimeoutSec: 20',
+        '    members:',
+        '      - "+14255550171"',
+        '      - "+14255550172"',
+        '    fallback: "+14255550199"',
+        '  - did: "+4930123"',
+      ].join('\n'),
+    );
+    expect((await cli(['show', 'a', ...url, '--json'])).json.tenant.ringGroups).toEqual([
+      { ...G, strategy: 'sequential', fallback: '+14255550199' },
+      { ...G, did: '+4930123' },
+    ]);
+    expect((await cli(['show', 'b', ...url, '--json'])).json.tenant).not.toHaveProperty('ringGroups');
+    const out = dir({});
+    expect((await cli(['export', out, ...url, '--force'])).code).toBe(0);
+    expect(readFileSync(join(out, 'tenants', 'a.yaml'), 'utf8')).toContain('ringGroups:\n');
+    expect((await cli(['validate', '--config-dir', out])).code).toBe(0);
+    expect((await cli(['plan', '--config-dir', out, ...url])).out).toBe('No changes (live version 2).');
   });
 
   it('exit codes: rollback without previous 1, usage 2, Redis unreachable 3, no Redis for apply 2', async () => {

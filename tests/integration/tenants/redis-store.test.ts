@@ -7,7 +7,13 @@ import { RedisTenantStore, type RedisTenantStoreOptions } from '../../../src/ten
 import { NoPreviousVersionError } from '../../../src/tenants/errors.js';
 import type { TenantLogger } from '../../../src/tenants/tenant-store.js';
 import type { TenantConfigSet } from '../../../src/tenants/types.js';
-import { CARRIERS, SETTINGS, tenantsFile, type TenantSpec } from '../../unit/tenants/fixture.js';
+import { CARRIERS, GOOD_RING_GROUP, ringGroupTenants, SETTINGS, tenantsFile, type RingGroupSpec, type TenantSpec } from '../../unit/tenants/fixture.js';
+
+function ringGroupConfig(groups: RingGroupSpec[]): TenantConfigSet {
+  const r = loadConfigTexts([{ file: 'c.yaml', text: SETTINGS + CARRIERS + ringGroupTenants(groups) }]);
+  expect(r.problems).toEqual([]);
+  return r.config!;
+}
 
 function config(tenants: TenantSpec[]): TenantConfigSet {
   const r = loadConfigTexts([{ file: 'c.yaml', text: SETTINGS + CARRIERS + tenantsFile(tenants) }]);
@@ -236,5 +242,51 @@ describe('RedisTenantStore against a real redis-server', () => {
     expect((await s.byNumber(num(7, 1)))?.id).toBe(`t${owner(7, 2)}`);
     expect(statuses).toEqual(['degraded', 'ok']);
     expect(log.lines.filter((l) => l.level === 'warn')).toHaveLength(1); // logged once per outage
+  });
+
+  it('ring groups: one rg hash per version (DID → group JSON), read back whole; lookups return tenant + group, exact DIDs through Redis too', async () => {
+    const G = GOOD_RING_GROUP;
+    const SEQ = { did: '+4930123', strategy: 'sequential', memberTimeoutSec: 15, members: ['+4930124', '+4930125'], fallback: '+4930100' };
+    const cfg = ringGroupConfig([G, { ...G, did: '+14255551234' }, SEQ]);
+    await admin.apply(cfg);
+    // the documented layout
+    expect(await redis.hgetall('tg:{v1}:rg')).toEqual({
+      '+14255550170': JSON.stringify({ t: 0, ...G }),
+      '+14255551234': JSON.stringify({ t: 0, ...G, did: '+14255551234' }),
+      '+4930123': JSON.stringify({ t: 0, ...SEQ }),
+    });
+    expect(await redis.hget('tg:{v1}:meta', 'ringGroupCount')).toBe('3');
+    expect(JSON.parse((await redis.hget('tg:{v1}:t', '0'))!)).not.toHaveProperty('ringGroups');
+    // read back equal to what was applied (show/export/plan rely on it)
+    expect((await admin.live())!.config).toEqual(cfg);
+
+    // exact numbers not preloaded: the exact ring-group DID needs a Redis trip, the others not
+    const s = await open({ preloadExactLimit: 0 });
+    const before = s.status();
+    const exact = await s.lookupNumber('+14255551234');
+    expect(exact).toMatchObject({ tenant: { id: 'a' }, ringGroup: { did: '+14255551234', members: G.members } });
+    expect(s.status().cacheMisses - before.cacheMisses).toBe(1);
+    expect(await s.lookupNumber('+14255551234')).toBe(exact); // cached: same shared answer
+    expect((await s.lookupNumber('+14255550170'))?.ringGroup?.strategy).toBe('simultaneous');
+    expect((await s.lookupNumber('+4930123'))?.ringGroup).toEqual(SEQ);
+    expect((await s.lookupNumber('+14255550171'))?.ringGroup).toBeUndefined();
+    expect(s.snapshot().lookupNumberSync('+14255550170')?.ringGroup?.did).toBe('+14255550170');
+
+    // an apply that changes only a ring group reaches the running store
+    await admin.apply(ringGroupConfig([{ ...G, members: ['+14255550173', '+14255550174'] }]));
+    await waitFor(() => s.version() === 2, 1000, 'version 2');
+    expect((await s.lookupNumber('+14255550170'))?.ringGroup?.members).toEqual(['+14255550173', '+14255550174']);
+    expect((await s.lookupNumber('+14255551234'))?.ringGroup).toBeUndefined();
+    expect((await s.lookupNumber('+4930123'))?.ringGroup).toBeUndefined();
+    expect(await redis.hlen('tg:{v2}:rg')).toBe(1);
+  });
+
+  it('a version without an rg hash (written before ring groups existed) loads with no groups', async () => {
+    await admin.apply(config([{ id: 'a', dids: ['+14255550100-+14255550199'] }]));
+    expect(await redis.exists('tg:{v1}:rg')).toBe(0); // no groups → no key at all
+    await redis.hdel('tg:{v1}:meta', 'ringGroupCount');
+    const s = await open();
+    expect(await s.lookupNumber('+14255550170')).toMatchObject({ tenant: { id: 'a' }, ringGroup: undefined });
+    expect((await admin.live())!.config.tenants[0]).not.toHaveProperty('ringGroups');
   });
 });

@@ -43,14 +43,24 @@ describe('gateway config', () => {
     expect(() => loadConfig(undefined, { TEAMS_GW_SIP_MODE: 'sideways' })).toThrow(/environment: sipServer\.mode must be equal to one of the allowed values/);
   });
 
-  it('validates ring groups and fills their defaults', () => {
+  it('calls.ringGroups (moved to the tenant config) is refused with a message naming the key and the tenant file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const f = join(dir, 'rg.yaml');
-    writeFileSync(f, 'calls:\n  ringGroups:\n    "+14255550100":\n      members: ["+14255550101", "+14255550102"]\n      fallback: "+14255550199"\n');
-    const c = loadConfig(f, {});
-    expect(c.calls.ringGroups['+14255550100']).toEqual({ members: ['+14255550101', '+14255550102'], fallback: '+14255550199', strategy: 'simultaneous', memberTimeoutSec: 20 });
-    writeFileSync(f, 'calls:\n  ringGroups:\n    "+14255550100":\n      members: ["4255550101"]\n');
-    expect(() => loadConfig(f, {})).toThrow(/calls\.ringGroups\.\+14255550100\.members\.0 must match pattern/);
+    writeFileSync(f, 'calls:\n  info: local\n  ringGroups:\n    "+14255550100":\n      members: ["+14255550101", "+14255550102"]\n');
+    let err: any;
+    try {
+      loadConfig(f, {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err?.code).toBe('CONFIG_ERR_INVALID');
+    expect(err.message).toBe(
+      `${f}: calls.ringGroups: ring groups moved to the tenant config: define them per DID under tenants[].ringGroups in the tenant's file (config/tenants/*.yaml, see docs/tenants.md "Ring groups") and remove calls.ringGroups here`,
+    );
+    // an empty leftover is refused too (the key itself is gone), other unknown keys keep the plain message
+    writeFileSync(f, 'calls:\n  ringGroups: {}\n  ringGroup: {}\n');
+    expect(() => loadConfig(f, {})).toThrow(/calls\.ringGroups: ring groups moved to the tenant config/);
+    expect(() => loadConfig(f, {})).toThrow(`${f}: calls.ringGroup: unknown setting`);
   });
 });
 

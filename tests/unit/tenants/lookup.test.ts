@@ -4,7 +4,8 @@ import { CidrTable, formatIp, parseCidr, parseIp } from '../../../src/tenants/ip
 import { loadConfigTexts } from '../../../src/tenants/load.js';
 import { MemoryTenantStore } from '../../../src/tenants/memory-tenant-store.js';
 import { TenantConfigError } from '../../../src/tenants/errors.js';
-import { CARRIERS, SETTINGS, tenantsFile, writeConfigDir } from './fixture.js';
+import { writeFileSync } from 'node:fs';
+import { CARRIERS, GOOD_RING_GROUP, RING_GROUP_CASES, ringGroupTenants, SETTINGS, tenantsFile, writeConfigDir } from './fixture.js';
 
 const TENANTS = tenantsFile([
   { id: 'ranges', dids: ['+14255550100-+14255550199', '+14255550300-+14255550349', '+14255550340-+14255550399'] },
@@ -150,6 +151,82 @@ describe('MemoryTenantStore loading', () => {
     expect((await s.byNumber('+33123'))?.id).toBe('z');
     expect(versions).toEqual([1]);
     await s.close();
+  });
+});
+
+describe('MemoryTenantStore ring groups: one lookup returns the tenant and the group', () => {
+  const G = GOOD_RING_GROUP;
+  const SEQ = { did: '+4930123', strategy: 'sequential', memberTimeoutSec: 15, members: ['+4930124', '+4930125'], fallback: '+4930100' };
+  let store: MemoryTenantStore;
+  let dir: { dir: string; cleanup: () => void };
+  beforeAll(async () => {
+    dir = writeConfigDir({ 'settings.yaml': SETTINGS, 'carriers.yaml': CARRIERS, 'tenants.yaml': ringGroupTenants([G, { ...G, did: '+14255551234' }, SEQ]) });
+    store = new MemoryTenantStore({ configDir: dir.dir });
+    await store.start();
+  });
+  afterAll(async () => {
+    await store.close();
+    dir.cleanup();
+  });
+
+  it('a ring-group DID inside a range, an exact one and one under a prefix; other numbers of the tenant have no group', async () => {
+    const inRange = await store.lookupNumber('+14255550170');
+    expect(inRange?.tenant.id).toBe('a');
+    expect(inRange?.ringGroup).toEqual({ did: '+14255550170', strategy: 'simultaneous', memberTimeoutSec: 20, members: ['+14255550171', '+14255550172'] });
+    expect((await store.lookupNumber('14255551234'))?.ringGroup?.did).toBe('+14255551234'); // bare digits too
+    expect((await store.lookupNumber('+4930123'))?.ringGroup).toEqual({ did: '+4930123', strategy: 'sequential', memberTimeoutSec: 15, members: ['+4930124', '+4930125'], fallback: '+4930100' });
+    const plain = await store.lookupNumber('+14255550171');
+    expect(plain?.tenant.id).toBe('a');
+    expect(plain?.ringGroup).toBeUndefined();
+    expect((await store.lookupNumber('+493012345'))?.ringGroup).toBeUndefined(); // under the prefix, not the group number
+    expect((await store.lookupNumber('+14255550300'))).toMatchObject({ tenant: { id: 'b' }, ringGroup: undefined });
+    expect(await store.lookupNumber('+15550000000')).toBeUndefined();
+    expect(await store.lookupNumber('not a number')).toBeUndefined();
+    // byNumber answers as before, and the runtime tenant carries neither DIDs nor ring groups
+    expect(await store.byNumber('+14255550170')).toBe(inRange!.tenant);
+    expect(inRange!.tenant).not.toHaveProperty('ringGroups');
+    expect(inRange!.tenant).not.toHaveProperty('dids');
+  });
+
+  it('answers are shared frozen objects (no allocation per lookup); the sync variant agrees', async () => {
+    const a = await store.lookupNumber('+14255550170');
+    expect(await store.lookupNumber('+14255550170')).toBe(a);
+    expect(await store.lookupNumber('+14255550101')).toBe(await store.lookupNumber('+14255550102'));
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(Object.isFrozen(a!.ringGroup)).toBe(true);
+    expect(Object.isFrozen(a!.ringGroup!.members)).toBe(true);
+    const snap = store.snapshot();
+    expect(snap.lookupNumberSync('+14255550170')).toBe(a);
+    expect(snap.lookupNumberSync('+15550000000')).toBeNull();
+    expect(snap.index.ringGroupCount).toBe(3);
+  });
+
+  it.each(RING_GROUP_CASES)('reload with an invalid file ($name) keeps the running config and its ring groups', async ({ groups, problem }) => {
+    const version = store.version();
+    writeFileSync(`${dir.dir}/tenants.yaml`, ringGroupTenants(groups));
+    try {
+      const r = await store.reload();
+      expect(r.ok).toBe(false);
+      expect(r.problems.map((p) => [p.rule, p.message])).toEqual([[problem.rule, problem.message]]);
+      expect(store.version()).toBe(version);
+      expect((await store.lookupNumber('+14255550170'))?.ringGroup?.members).toEqual(['+14255550171', '+14255550172']);
+      expect((await store.lookupNumber('+4930123'))?.ringGroup?.strategy).toBe('sequential');
+    } finally {
+      writeFileSync(`${dir.dir}/tenants.yaml`, ringGroupTenants([G, { ...G, did: '+14255551234' }, SEQ]));
+    }
+  });
+
+  it('a valid reload swaps the groups: added, changed and removed ones', async () => {
+    writeFileSync(`${dir.dir}/tenants.yaml`, ringGroupTenants([{ ...G, members: ['+14255550173', '+14255550174', '+14255550175'] }, { ...G, did: '+14255550180' }]));
+    try {
+      expect((await store.reload()).ok).toBe(true);
+      expect((await store.lookupNumber('+14255550170'))?.ringGroup?.members).toEqual(['+14255550173', '+14255550174', '+14255550175']);
+      expect((await store.lookupNumber('+14255550180'))?.ringGroup?.did).toBe('+14255550180');
+      expect((await store.lookupNumber('+4930123'))?.ringGroup).toBeUndefined();
+    } finally {
+      writeFileSync(`${dir.dir}/tenants.yaml`, ringGroupTenants([G, { ...G, did: '+14255551234' }, SEQ]));
+      expect((await store.reload()).ok).toBe(true);
+    }
   });
 });
 

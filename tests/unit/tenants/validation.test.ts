@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatProblem, loadConfigDir, loadConfigTexts } from '../../../src/tenants/load.js';
 import type { Problem } from '../../../src/tenants/types.js';
-import { CARRIERS, SETTINGS, tenantsFile, type TenantSpec } from './fixture.js';
+import { CARRIERS, GOOD_RING_GROUP, RING_GROUP_CASES, ringGroupTenants, SETTINGS, tenantsFile, type TenantSpec } from './fixture.js';
 
 /** Problems of settings.yaml + carriers.yaml + the given tenants.yaml (or extra files). */
 function check(tenants: TenantSpec[] | string, extra: Record<string, string> = {}): Problem[] {
@@ -301,6 +301,64 @@ describe('tenant config validation: each rule has its exact message', () => {
     expect(second).toBeGreaterThan(first);
     expect(r.problems.map(formatProblem)).toEqual([
       `all.yaml:${second}:11 tenants[0].fqdn: duplicate FQDN "b.customers.example.net": already used by tenant "b" (all.yaml:${first})`,
+    ]);
+  });
+});
+
+describe('tenant config validation: ring groups', () => {
+  const G = GOOD_RING_GROUP;
+
+  it('groups on an exact number, a range number and a prefix number validate; they are sorted by number, and a tenant without groups has no ringGroups key', () => {
+    const r = loadConfigTexts([
+      { file: 'settings.yaml', text: SETTINGS },
+      { file: 'carriers.yaml', text: CARRIERS },
+      {
+        file: 'tenants.yaml',
+        text: ringGroupTenants([
+          { ...G, did: '+4930123', strategy: 'sequential', memberTimeoutSec: 15, members: ['+4930124', '+4930125', '+4930126'], fallback: '+4930100' },
+          G,
+          { ...G, did: '+14255551234' },
+        ]),
+      },
+    ]);
+    expect(r.problems).toEqual([]);
+    const [a, b] = r.config!.tenants;
+    expect(a!.ringGroups).toEqual([
+      { did: '+14255550170', strategy: 'simultaneous', memberTimeoutSec: 20, members: ['+14255550171', '+14255550172'] },
+      { did: '+14255551234', strategy: 'simultaneous', memberTimeoutSec: 20, members: ['+14255550171', '+14255550172'] },
+      { did: '+4930123', strategy: 'sequential', memberTimeoutSec: 15, members: ['+4930124', '+4930125', '+4930126'], fallback: '+4930100' },
+    ]);
+    // dids, then ringGroups, then the rest: the order export writes and Redis reads back
+    expect(Object.keys(a!).slice(4, 7)).toEqual(['dids', 'ringGroups', 'trunks']);
+    expect(b).not.toHaveProperty('ringGroups');
+  });
+
+  it('the example set carries a ring group', () => {
+    const r = loadConfigDir('config/tenants');
+    const contoso = r.config!.tenants.find((t) => t.id === 'contoso')!;
+    expect(contoso.ringGroups?.map((g) => [g.did, g.strategy])).toEqual([
+      ['+14255550100', 'simultaneous'],
+      ['+14255550150', 'sequential'],
+    ]);
+  });
+
+  it.each(RING_GROUP_CASES)('$name', ({ groups, problem }) => {
+    const p = only(check(ringGroupTenants(groups)));
+    expect(p).toEqual({ file: 'tenants.yaml', ...problem });
+  });
+
+  it('an invalid DID entry of the tenant is reported once: its ring groups are not also called unowned', () => {
+    const text = tenantsFile([{ id: 'a', dids: ['+14255550199-+14255550100'], extra: `${'    ringGroups:\n'}      - { did: "+14255550170", strategy: simultaneous, memberTimeoutSec: 20, members: ["+14255550171", "+14255550172"] }\n` }]);
+    expect(check(text).map((p) => p.rule)).toEqual(['range-empty']);
+  });
+
+  it('every problem of several groups at once, with file, line and path', () => {
+    const ps = check(ringGroupTenants([{ ...G, did: '+14255550300', fallback: '+14255550171' }, { ...G, members: ['x'] }]));
+    expect(ps.map(formatProblem)).toEqual([
+      'tenants.yaml:8:14 tenants[0].ringGroups[0].did: ring group number "+14255550300" is not a DID of tenant "a": add it (or a range or prefix covering it) to the tenant\'s dids',
+      'tenants.yaml:12:19 tenants[0].ringGroups[0].fallback: fallback "+14255550171" is also a member of the ring group: it would ring twice',
+      'tenants.yaml:16:9 tenants[0].ringGroups[1].members: must list at least 2 items',
+      'tenants.yaml:16:19 tenants[0].ringGroups[1].members[0]: malformed E.164 number "x": expected "+" and 1 to 15 digits, the first not 0',
     ]);
   });
 });
