@@ -6,6 +6,13 @@
 
 export type EarlyMediaMode = 'pass' | 'convert-to-180';
 
+/**
+ * RFC 3262 toward a carrier: `supported` offers 100rel in INVITEs to it and sends it reliable
+ * 183s with SDP when its INVITE supports 100rel; `off` does neither (a carrier INVITE with
+ * `Require: 100rel` is always honoured).
+ */
+export type ReliableProvisionalsMode = 'supported' | 'off';
+
 export interface RingGroup {
   /** Teams numbers (+E.164) rung for the DID. */
   members: string[];
@@ -30,6 +37,8 @@ export interface GatewayFeatures {
   info: 'pass' | 'local';
   /** Per carrier name: 183 with SDP toward that carrier (overrides config carriers.earlyMedia). */
   carrierEarlyMedia: Record<string, EarlyMediaMode>;
+  /** Per carrier name: 100rel toward that carrier (overrides config carriers.reliableProvisionals). */
+  carrierReliableProvisionals: Record<string, ReliableProvisionalsMode>;
   /** DID (+E.164) → ring group (PSTN → Teams calls). */
   ringGroups: Record<string, RingGroup>;
 }
@@ -41,8 +50,14 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
     sessionTimer: { ...base.sessionTimer, ...f.sessionTimer },
     info: f.info ?? base.info,
     carrierEarlyMedia: { ...base.carrierEarlyMedia, ...f.carrierEarlyMedia },
+    carrierReliableProvisionals: { ...base.carrierReliableProvisionals, ...f.carrierReliableProvisionals },
     ringGroups: { ...base.ringGroups, ...f.ringGroups },
   };
+}
+
+/** The 100rel policy for one carrier: its override, else config carriers.reliableProvisionals. */
+export function reliableProvisionalsFor(ctx: { config: { calls: GatewayFeatures; carriers: { reliableProvisionals: ReliableProvisionalsMode } }; features?: Partial<GatewayFeatures> }, carrier: string): ReliableProvisionalsMode {
+  return featuresOf(ctx).carrierReliableProvisionals[carrier] ?? ctx.config.carriers.reliableProvisionals;
 }
 
 /** RFC 4028 §4: `Session-Expires: delta;refresher=uac|uas`. */
