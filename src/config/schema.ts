@@ -113,6 +113,11 @@ export const configSchema = {
       properties: {
         unknownSource: { description: 'INVITE from an address no carrier owns: reject with 403, or drop silently (scanners).', enum: ['reject', 'drop'], default: 'reject' },
         earlyMedia: { description: '183 with SDP from Teams toward carriers: pass, or convert to 180 without SDP.', enum: ['pass', 'convert-to-180'], default: 'pass' },
+        reliableProvisionals: {
+          description: 'RFC 3262 toward carriers: supported = Supported: 100rel in INVITEs to carriers and reliable 183s with SDP to carriers that support it; off = neither (Require: 100rel is always honoured).',
+          enum: ['supported', 'off'],
+          default: 'supported',
+        },
       },
     },
     media: {
@@ -152,6 +157,12 @@ export const configSchema = {
           description: 'Per carrier name: 183 with SDP toward that carrier (overrides carriers.earlyMedia).',
           type: 'object',
           additionalProperties: { enum: ['pass', 'convert-to-180'] },
+          default: {},
+        },
+        carrierReliableProvisionals: {
+          description: 'Per carrier name: supported / off (overrides carriers.reliableProvisionals).',
+          type: 'object',
+          additionalProperties: { enum: ['supported', 'off'] },
           default: {},
         },
         transferRingback: {
@@ -227,7 +238,7 @@ export interface Config {
     nextHop: string;
     inviteTimeoutMs: number;
   };
-  carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180' };
+  carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180'; reliableProvisionals: 'supported' | 'off' };
   media: { rtpengines: string[]; commandTimeoutMs: number; healthIntervalMs: number; failuresBeforeDown: number; profiles: Record<string, unknown> };
   calls: GatewayFeatures;
   ops: {

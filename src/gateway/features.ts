@@ -7,6 +7,13 @@
 
 export type EarlyMediaMode = 'pass' | 'convert-to-180';
 
+/**
+ * RFC 3262 toward a carrier: `supported` offers 100rel in INVITEs to it and sends it reliable
+ * 183s with SDP when its INVITE supports 100rel; `off` does neither (a carrier INVITE with
+ * `Require: 100rel` is always honoured).
+ */
+export type ReliableProvisionalsMode = 'supported' | 'off';
+
 export interface GatewayFeatures {
   sessionTimer: {
     /** Session-Expires we ask for in INVITEs to Teams (RFC 4028 §7.1). */
@@ -20,6 +27,8 @@ export interface GatewayFeatures {
   info: 'pass' | 'local';
   /** Per carrier name: 183 with SDP toward that carrier (overrides config carriers.earlyMedia). */
   carrierEarlyMedia: Record<string, EarlyMediaMode>;
+  /** Per carrier name: 100rel toward that carrier (overrides config carriers.reliableProvisionals). */
+  carrierReliableProvisionals: Record<string, ReliableProvisionalsMode>;
   /** Tone played to the PSTN party while a transfer target rings without SDP (§6.6, transfer-ringback.ts). */
   transferRingback: TransferRingbackSettings;
 }
@@ -42,7 +51,13 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
     info: f.info ?? base.info,
     carrierEarlyMedia: { ...base.carrierEarlyMedia, ...f.carrierEarlyMedia },
     transferRingback: { ...base.transferRingback, ...f.transferRingback },
+    carrierReliableProvisionals: { ...base.carrierReliableProvisionals, ...f.carrierReliableProvisionals },
   };
+}
+
+/** The 100rel policy for one carrier: its override, else config carriers.reliableProvisionals. */
+export function reliableProvisionalsFor(ctx: { config: { calls: GatewayFeatures; carriers: { reliableProvisionals: ReliableProvisionalsMode } }; features?: Partial<GatewayFeatures> }, carrier: string): ReliableProvisionalsMode {
+  return featuresOf(ctx).carrierReliableProvisionals[carrier] ?? ctx.config.carriers.reliableProvisionals;
 }
 
 /** RFC 4028 §4: `Session-Expires: delta;refresher=uac|uas`. */

@@ -1,10 +1,12 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
+import { completeLateOffer, earlyCarrierUpdate, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { type GatewayContext, reason, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
-import { featuresOf } from './features.js';
-import { bridgeAnswered } from './mid-call.js';
+import { featuresOf, reliableProvisionalsFor } from './features.js';
+import { bridgeAnswered, noteReceived } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
+import { lateOfferStandIn } from './sdp-rules.js';
 import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
@@ -26,7 +28,7 @@ export function teamsRequestUri(e164: string, primary: { host: string; port: num
  * PSTN → Teams: a carrier INVITE is mapped to its tenant by called number and sent to the
  * Teams SIP proxies over TLS (teams-direct-routing.md §4), with media anchored in rtpengine.
  */
-export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: any, carrier: Carrier): Promise<void> {
+export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrierRes: any, carrier: Carrier): Promise<void> {
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'inbound', carrier: carrier.name });
   // Registered first: a CANCEL can arrive while we wait for the tenant store, admission or
@@ -39,6 +41,19 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     log.info('CANCEL from carrier');
     current?.cancel();
     void ref.session?.close('caller', 487);
+  });
+  // §4.6: Teams needs an offer; a carrier INVITE without one is interworked (late offer).
+  const lateOffer = !String(req.body ?? '').trim();
+  // §4.17: 100rel and PRACK on the carrier leg only (RFC 3262, carrier-leg.ts).
+  const res = reliableCarrierResponse(req, carrierRes, {
+    mode: rel100Of(req, reliableProvisionalsFor(ctx, carrier.name)),
+    lateOffer,
+    log,
+    onPrackTimeout: () => {
+      canceled = true;
+      current?.cancel();
+      void ref.session?.close('gateway', 500);
+    },
   });
   const reject = (status: number, why?: string, retryAfter?: number) => {
     const headers: Record<string, string> = {};
@@ -85,17 +100,22 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
   s.holdAdmission(ctx.admission, tenant.id, callId);
   ctx.calls.add(s);
   if (canceled) return void (await s.close('caller', 487));
+  // RFC 3311: the carrier may UPDATE its early dialog (after a reliable 18x).
+  req.on('update', (u: any, r: any) => void earlyCarrierUpdate(s, u, r));
 
   try {
-    if (!req.body) {
-      // Teams requires an offer (§4.6); late offer from carriers is not interworked yet.
-      return void (await failCall(s, res, 488, reason(65, 'Late offer (INVITE without SDP) is not supported')));
+    if (lateOffer && !ctx.media) {
+      // The stand-in offer needs rtpengine to turn it into Teams' SRTP offer.
+      return void (await failCall(s, res, 488, reason(65, 'Late offer (INVITE without SDP) needs media anchoring')));
     }
-    let offer: string = req.body;
+    // Late offer: rtpengine gets a stand-in carrier offer (the carrier's address, the tenant's
+    // G.711 codecs); the carrier's real SDP comes in the ACK (completeLateOffer).
+    const carrierOffer: string = lateOffer ? lateOfferStandIn(req.source_address, tenant.media.codecs) : req.body;
+    let offer: string = carrierOffer;
     if (ctx.media) {
       try {
         s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
-        offer = await s.media.offer('carrier', req.body);
+        offer = await s.media.offer('carrier', carrierOffer);
       } catch (err) {
         if (canceled || s.closed) return;
         log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'no media anchor available: call rejected with 503');
@@ -118,6 +138,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     if (caller === 'anonymous') headers.Privacy = 'id';
     if (group) {
       await ringGroupCall(ctx, { s, req, res, headers, offer, group, isCanceled: () => canceled, setCurrent: (a) => (current = a), earlyMedia: earlyMediaMode() });
+      if (lateOffer) await completeLateOffer(s);
       return;
     }
     const primary = ctx.teamsProxies.list()[0]!;
@@ -144,7 +165,11 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
         opts: { headers, localSdp: offer, proxy: nextHop },
         timeoutMs: ctx.config.teams.inviteTimeoutMs,
         cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
-        onProvisional: (p: any) => void relayProvisional(p),
+        onProvisional: (p: any) => {
+          // Teams' early SDP answers a carrier UPDATE in the early dialog (earlyCarrierUpdate).
+          if (p.status === 183 && p.body && !lateOffer) noteReceived(s, 'teams', p.body);
+          void relayProvisional(p);
+        },
       });
       current = attempt;
       const r = await attempt.result;
@@ -164,6 +189,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
         });
         if (!up) return;
         log.info({ proxy: proxy.host }, 'call answered');
+        if (lateOffer) await completeLateOffer(s);
         return;
       }
       if (canceled || s.closed) return;
@@ -187,6 +213,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, res: an
     await failCall(s, res, status, lastReason);
 
     function earlyMediaMode() {
+      // Late offer: Teams' early SDP cannot go to the carrier before our offer (in the 2xx).
+      if (lateOffer) return 'convert-to-180';
       return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
     }
 

@@ -7,8 +7,9 @@ import type { CallSession, SrfDialog } from './call-session.js';
 import { type GatewayContext, teamsAllow } from './context.js';
 import { featuresOf, parseSessionExpires } from './features.js';
 import type { MediaSide } from './media-port.js';
-import { isHoldOffer, pinOf, towardTeams } from './sdp-rules.js';
+import { isHoldOffer, legMustBeReoffered, pinOf, towardTeams } from './sdp-rules.js';
 import { handleRefer } from './transfer.js';
+import { InvalidStateError } from '../util/errors.js';
 
 const other = (s: MediaSide): MediaSide => (s === 'teams' ? 'carrier' : 'teams');
 const wired = new WeakSet<SrfDialog>();
@@ -49,6 +50,49 @@ function outgoingAnswer(s: CallSession, to: MediaSide, sdp: string): string {
 }
 
 /**
+ * The answer in the ACK of a 2xx that carried our offer (RFC 3261 §13.2.1: "If the initial
+ * offer is in the first reliable non-failure message from the UAS back to the UAC, the answer
+ * MUST be in the acknowledgement for that message"). drachtio-srf emits the ACK as the dialog's
+ * 'ack' event (and records its body as remote.sdp). Undefined when the ACK has no body or none
+ * came within 64*T1.
+ */
+export function ackAnswer(d: SrfDialog, timeoutMs = 32_000): Promise<string | undefined> {
+  return new Promise<string | undefined>((resolve) => {
+    const t = setTimeout(() => resolve(undefined), timeoutMs);
+    t.unref?.();
+    d.once?.('ack', (ack: any) => {
+      clearTimeout(t);
+      resolve(typeof ack?.body === 'string' && ack.body.trim() ? ack.body : undefined);
+    });
+    d.once?.('destroy', () => {
+      clearTimeout(t);
+      resolve(undefined);
+    });
+  });
+}
+
+/**
+ * An offer from `from` that the other leg need not see (RFC 3264 §8 with the other leg's
+ * session unchanged): rtpengine is re-offered with it, so media goes to the new address, port
+ * and codecs, then re-answered with the other leg's last SDP, which that leg keeps. Returns the
+ * answer for `from`.
+ */
+export async function answerLocally(s: CallSession, from: MediaSide, sdp: string): Promise<string> {
+  if (!s.media || !s.sdpFrom[other(from)]) throw new InvalidStateError(`no SDP from ${other(from)} to answer an offer from ${from} with`);
+  noteReceived(s, from, sdp);
+  await s.media.offer(from, sdp);
+  return answerWithLast(s, from);
+}
+
+/** Second half of answerLocally: rtpengine answered with the other leg's last SDP (an offer from `from` is pending). */
+async function answerWithLast(s: CallSession, from: MediaSide): Promise<string> {
+  const to = other(from);
+  const answer = outgoingAnswer(s, from, await s.media!.answer(to, s.sdpFrom[to]!));
+  noteSent(s, from, answer);
+  return answer;
+}
+
+/**
  * Wires one answered leg: re-INVITE, INFO, REFER (Teams legs of tenants that advertise it).
  * Called for both legs once the call is up, and for every new Teams leg (transfer, Replaces).
  */
@@ -59,6 +103,13 @@ export function wireLeg(ctx: GatewayContext, s: CallSession, d: SrfDialog): void
     const side = s.sideOf(d);
     if (!side || s.closed) return void res.send(481);
     void relayReinvite(ctx, s, side, req, res);
+  });
+  d.on('update', (req: any, res: any) => {
+    const side = s.sideOf(d);
+    if (!side || s.closed) return void res.send(481);
+    // RFC 3311 §5.2 / RFC 4028 §7.4: an UPDATE without an offer only refreshes the session.
+    if (!String(req.body ?? '').trim()) return void res.send(200);
+    void relayReinvite(ctx, s, side, req, res, 'UPDATE');
   });
   d.on('info', (req: any, res: any) => {
     const side = s.sideOf(d);
@@ -91,6 +142,8 @@ export async function bridgeAnswered(
     bSide: MediaSide;
     gone: () => boolean;
     uasHeaders?: Record<string, string>;
+    /** The A leg's answer when already known (rtpengine done): B's 2xx ended an offer/answer made earlier (RFC 3262 §5). */
+    aAnswer?: string;
     /** Session-Expires negotiated toward Teams, and whether Teams was the UAC of that INVITE. */
     teamsSessionExpires: string | undefined;
     teamsIsUac: boolean;
@@ -104,9 +157,9 @@ export async function bridgeAnswered(
       await s.close('gateway');
       return false;
     }
-    let answer = b.remote.sdp;
+    let answer = o.aAnswer ?? b.remote.sdp;
     try {
-      if (s.media && answer) answer = await s.media.answer(o.bSide, answer);
+      if (s.media && answer && o.aAnswer === undefined) answer = await s.media.answer(o.bSide, answer);
     } catch (err) {
       if (o.gone() || s.closed) return false; // the caller cancelled, or shutdown: media is gone
       throw err;
@@ -207,11 +260,12 @@ function teamsRefreshed(ctx: GatewayContext, s: CallSession, req: any): Record<s
 }
 
 /**
- * A re-INVITE from `from`, relayed to the other leg through an rtpengine re-offer.
- * RFC 3264 §8: a new offer in the session; RFC 3261 §14.2: a second one while one is in
- * progress gets 491.
+ * A re-INVITE (or an UPDATE with an offer) from `from`, relayed to the other leg through an
+ * rtpengine re-offer. RFC 3264 §8: a new offer in the session; RFC 3261 §14.2: a second one
+ * while one is in progress gets 491 (RFC 3311 §5.2 likewise for UPDATE).
+ * The other leg always gets a re-INVITE, never an UPDATE (Teams' Allow lacks it, §4.17).
  */
-async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSide, req: any, res: any): Promise<void> {
+async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSide, req: any, res: any, method: 'INVITE' | 'UPDATE' = 'INVITE'): Promise<void> {
   if (s.busy) return void res.send(491);
   if (!(await bothLegs(s))) return void res.send(491);
   if (s.busy) return void res.send(491);
@@ -228,6 +282,15 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
       const hold = isHoldOffer(body);
       let out = s.media ? await s.media.offer(from, body) : body;
       out = outgoingOffer(s, to, out, hold);
+      if (method === 'UPDATE' && s.media && s.sdpFrom[to] && !legMustBeReoffered(s.sdpTo[to], out)) {
+        // RFC 3311 §5.2: the 2xx to an UPDATE carries the answer. An UPDATE that moves only
+        // the sender's own media (address, port, codecs the other leg already shares) is
+        // answered here; the other leg keeps its session (§6.11 toward Teams).
+        const back = await answerWithLast(s, from);
+        res.send(200, { body: back, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+        s.log.info({ from }, 'UPDATE answered locally');
+        return;
+      }
       const toHeaders = to === 'teams' ? teamsInDialogHeaders(s) : {};
       let answer: string;
       try {
@@ -245,7 +308,7 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
       back = outgoingAnswer(s, from, back);
       noteSent(s, from, back);
       res.send(200, { body: back, headers: { ...extra, 'Content-Type': 'application/sdp' } });
-      s.log.info({ from, hold }, 're-INVITE relayed');
+      s.log.info({ from, hold, method }, method === 'UPDATE' ? 'UPDATE relayed as a re-INVITE' : 're-INVITE relayed');
       return;
     }
     // RFC 3261 §14.1 / RFC 3264 §5: an INVITE without an offer gets the offer in the 2xx and
@@ -259,13 +322,7 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
     }
     let offer = await s.media.offer(to, last);
     offer = outgoingOffer(s, from, offer, isHoldOffer(last));
-    const acked = new Promise<string | undefined>((resolve) => {
-      const t = setTimeout(() => resolve(undefined), 32_000);
-      fromDlg.once?.('ack', (ack: any) => {
-        clearTimeout(t);
-        resolve(ack?.body || undefined);
-      });
-    });
+    const acked = ackAnswer(fromDlg);
     noteSent(s, from, offer);
     res.send(200, { body: offer, headers: { ...extra, 'Content-Type': 'application/sdp' } });
     const answer = await acked;

@@ -2,8 +2,9 @@ import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { type GatewayContext, reason, teamsAllow } from './context.js';
-import { featuresOf, parseSessionExpires } from './features.js';
-import { bridgeAnswered } from './mid-call.js';
+import { earlyCarrierUpdate } from './carrier-leg.js';
+import { featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
+import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
 import { E164_RE } from './numbers.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { normalize, userOf } from './numbers.js';
@@ -127,6 +128,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
 
   try {
     let offer: string | undefined = req.body;
+    noteReceived(s, 'teams', offer);
     if (ctx.media && offer) {
       try {
         s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
@@ -142,6 +144,10 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     let provisional = false;
     let lastStatus: number | undefined;
     let lastReason: string | undefined;
+    /** SDP Teams got in a 18x whose SDP completed the carrier's offer/answer (reliable, RFC 3262 §5). */
+    let earlyToTeams: string | undefined;
+    /** The carrier changed its media with an UPDATE in the early dialog (RFC 3311). */
+    let updatedEarly = false;
     for (const { carrier, target } of targets) {
       if (canceled || s.closed) return;
       const number = normalize(tenantNumber, carrier.normalization.outbound);
@@ -153,6 +159,9 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         To: `<sip:${number}@${target.host}>`,
         Contact: `<sip:${callerNum}@localhost>`,
       };
+      // RFC 3262 §4: we PRACK reliable 18x from carriers (drachtio-srf does on RSeq); 100rel
+      // stays on this leg (§4.17), the 18x go to Teams unreliably.
+      if (reliableProvisionalsFor(ctx, carrier.name) === 'supported') headers.Supported = '100rel';
       if (tenant.teams.forwardPai && req.has('P-Asserted-Identity')) headers['P-Asserted-Identity'] = req.get('P-Asserted-Identity');
       if (tenant.teams.forwardPai && req.has('Privacy')) headers.Privacy = req.get('Privacy');
       if (tenant.teams.historyInfoToDiversion && req.has('History-Info')) {
@@ -175,11 +184,22 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         timeoutMs: ctx.config.teams.inviteTimeoutMs,
         cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
         onProvisional: (p: any) => void relay(p),
+        onUpdate: (u: any, r: any) => void earlyCarrierUpdate(s, u, r).then((ok) => (updatedEarly ||= ok)),
       });
       current = attempt;
       const r = await attempt.result;
       current = undefined;
       if (r.dialog) {
+        // RFC 3262 §5 / RFC 3261 §13.2.1: a reliable 18x completed the offer/answer, so the
+        // carrier's 2xx may carry no SDP; Teams still needs its answer in our 2xx: the SDP it
+        // got in the 18x (its side never changed). After an early UPDATE rtpengine has the
+        // carrier as the offerer, so SDP in the 2xx is taken the same way as the UPDATE's.
+        let aAnswer: string | undefined;
+        const sdp2xx = r.dialog.remote.sdp?.trim() ? r.dialog.remote.sdp : undefined;
+        if (earlyToTeams && (!sdp2xx || updatedEarly)) {
+          if (sdp2xx && s.media) await answerLocally(s, 'carrier', sdp2xx);
+          aAnswer = earlyToTeams;
+        }
         const seHeaders: Record<string, string> = {};
         if (se) {
           seHeaders['Session-Expires'] = `${se.seconds};refresher=${se.refresher ?? st.refresherForTeamsCalls}`;
@@ -194,6 +214,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           bSide: 'carrier',
           gone: () => canceled,
           uasHeaders: { ...teamsHeaders, ...seHeaders },
+          ...(aAnswer ? { aAnswer } : {}),
           teamsSessionExpires: seHeaders['Session-Expires'],
           teamsIsUac: true,
         });
@@ -218,7 +239,12 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       s.firstProvisionalAt ??= Date.now();
       try {
         let body: string | undefined = p.body;
+        // Reliable (RSeq) or not, Teams gets the 18x unreliably; the SDP of a reliable one is
+        // the carrier's answer (RFC 3262 §5) and is kept for a 2xx without SDP.
+        const reliable = !!body && !!p.has?.('RSeq');
+        if (reliable) noteReceived(s, 'carrier', body);
         if (body && s.media) body = await s.media.answer('carrier', body);
+        if (reliable) earlyToTeams = body;
         if (!canceled && !res.finalResponseSent) res.send(p.status, { headers: teamsHeaders, ...(body ? { body } : {}) });
       } catch (err) {
         log.warn({ err: (err as Error).message, status: p.status }, 'provisional not relayed');

@@ -113,3 +113,63 @@ export function towardTeams(sdp: string, pin: TeamsPin | undefined, opts: { offe
 export function hasTelephoneEvent(sdp: string): boolean {
   return /^a=rtpmap:\d+ telephone-event\//im.test(sdp);
 }
+
+/** Static RTP payload types (RFC 3551 §6) a carrier SDP may list without an a=rtpmap. */
+const STATIC_PT: Readonly<Record<number, string>> = { 0: 'PCMU', 3: 'GSM', 4: 'G723', 8: 'PCMA', 9: 'G722', 13: 'CN', 18: 'G729' };
+
+/** Codec names (upper case) of the audio stream, in m= line order. */
+export function audioCodecs(sdp: string): string[] {
+  const ls = lines(sdp);
+  const { start, end } = audioSection(ls);
+  if (start < 0) return [];
+  const pts = ls[start]!.split(' ').slice(3);
+  const names = new Map<string, string>();
+  for (const l of ls.slice(start, end)) {
+    const m = /^a=rtpmap:(\d+) ([^/\s]+)/.exec(l);
+    if (m) names.set(m[1]!, m[2]!.toUpperCase());
+  }
+  return pts.map((pt) => names.get(pt) ?? STATIC_PT[Number(pt)] ?? pt);
+}
+
+/**
+ * Whether a leg must be sent a new offer, given the offer rtpengine produced for it (`next`)
+ * and the SDP that leg last got from us (`prev`): the direction changed (hold, resume), or no
+ * audio codec is left in common. Address, port, rtcp-mux and SDES keys toward a leg stay as
+ * they are on rtpengine re-offers (§6.11), so those never require one.
+ */
+export function legMustBeReoffered(prev: string | undefined, next: string): boolean {
+  if (!prev) return true;
+  if (directionOf(prev) !== directionOf(next)) return true;
+  const audio = (sdp: string) => audioCodecs(sdp).filter((c) => c !== 'TELEPHONE-EVENT' && c !== 'CN');
+  const before = audio(prev);
+  return !audio(next).some((c) => before.includes(c));
+}
+
+/** G.711 and the other static codecs a stand-in offer can list, by name. */
+const STAND_IN_PT: Readonly<Record<string, number>> = { PCMU: 0, PCMA: 8, G722: 9, G729: 18 };
+
+/**
+ * The carrier-side offer rtpengine is given for a late-offer INVITE (RFC 3261 §13.2.1: the
+ * carrier's own offer-less INVITE leaves the answer to it for the ACK). It lists the tenant's
+ * codecs that are static payload types (default G.711 µ-law and A-law) plus telephone-event,
+ * at the carrier's signalling address on the discard port 9: a stand-in replaced by the
+ * carrier's real SDP from the ACK.
+ */
+export function lateOfferStandIn(address: string, codecs: readonly string[] = []): string {
+  const wanted = codecs.map((c) => c.toUpperCase()).filter((c) => c in STAND_IN_PT);
+  const list = wanted.length > 0 ? [...new Set(wanted)] : ['PCMU', 'PCMA'];
+  const ip = address.includes(':') ? 'IP6' : 'IP4';
+  const pts = list.map((c) => STAND_IN_PT[c]!);
+  return join([
+    'v=0',
+    `o=- ${Date.now()} 1 IN ${ip} ${address}`,
+    's=-',
+    `c=IN ${ip} ${address}`,
+    't=0 0',
+    `m=audio 9 RTP/AVP ${[...pts, 101].join(' ')}`,
+    ...list.map((c) => `a=rtpmap:${STAND_IN_PT[c]} ${c}/8000`),
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-16',
+    'a=sendrecv',
+  ]);
+}

@@ -29,6 +29,25 @@ export interface AttemptOptions {
    */
   cancelGraceMs: number;
   onProvisional(res: any): void;
+  /**
+   * An UPDATE from the callee in the early dialog (RFC 3311). Without it drachtio-srf answers
+   * such an UPDATE itself (200 with the INVITE's SDP).
+   */
+  onUpdate?(req: any, res: any): void;
+}
+
+/**
+ * drachtio-srf's createUAC answers an UPDATE on the INVITE it sent with a listener it adds to
+ * the request right after cbRequest returns; this one takes its place (and follows the request
+ * re-sent with credentials after a 401/407, which drachtio-srf announces as 'authenticate').
+ */
+function takeOverUpdates(r: any, fn: (req: any, res: any) => void): void {
+  const adopt = (q: any) => {
+    q.removeAllListeners?.('update');
+    q.on?.('update', fn);
+  };
+  queueMicrotask(() => adopt(r));
+  r.on?.('authenticate', (next: any) => adopt(next));
 }
 
 /**
@@ -63,6 +82,7 @@ export class UacAttempt {
       const p: Promise<SrfDialog> = o.srf.createUAC(o.uri, o.opts, {
         cbRequest: (_err: unknown, r: any) => {
           this.#req = r;
+          if (r && o.onUpdate) takeOverUpdates(r, o.onUpdate);
           if (this.#cancelWanted) this.#sendCancel();
         },
         cbProvisional: (res: any) => {

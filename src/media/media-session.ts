@@ -157,7 +157,13 @@ export class MediaSession {
       sdp,
     };
     // RFC 3264 §8: a re-offer is matched to the existing dialog, so rtpengine needs both tags.
-    if (this.#state === 'answered') params['to-tag'] = tags[otherLeg(from)];
+    if (this.#state === 'answered') {
+      params['to-tag'] = tags[otherLeg(from)];
+      // teams-direct-routing.md §6.11: media address and port toward a leg never change
+      // mid-call. rtpengine would otherwise open new local ports toward the other leg when the
+      // offering leg moved its own port (a late-offer ACK, a carrier UPDATE or re-INVITE).
+      params.flags = [...((params.flags as string[] | undefined) ?? []), 'port latching'];
+    }
     const res = await this.#send('offer', params);
     this.#transition('offered');
     this.#offerer = from;

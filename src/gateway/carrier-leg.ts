@@ -1,0 +1,247 @@
+/**
+ * SIP extensions used on the carrier leg only (teams-direct-routing.md §4.6, §4.17: Teams gets
+ * no 100rel, PRACK or UPDATE and no offer-less INVITE): reliable provisional responses toward
+ * carriers (RFC 3262), UPDATE in a carrier's early dialog (RFC 3311), and the completion of a
+ * late-offer call from a carrier (RFC 3261 §13.2.1). Everything goes through drachtio-srf
+ * (Response#send's PRACK callback, the INVITE request's 'update' event, the dialog's 'ack'
+ * event), so it behaves the same on a real drachtio-server.
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { TimeoutError } from '../util/errors.js';
+import type { CallSession } from './call-session.js';
+import type { ReliableProvisionalsMode } from './features.js';
+import { ackAnswer, answerLocally } from './mid-call.js';
+
+/** What a carrier INVITE asks of our provisional responses. */
+export type Rel100 = 'required' | 'supported' | 'off';
+
+/** RFC 3262 §3: the UAS retransmits a reliable provisional for 64*T1 awaiting its PRACK. */
+export const PRACK_TIMEOUT_MS = 64 * 500;
+
+function hasOptionTag(req: any, header: string, tag: string): boolean {
+  if (!req.has?.(header)) return false;
+  const raw = req.get(header);
+  const values: string[] = Array.isArray(raw) ? raw : [String(raw ?? '')];
+  return values.some((v) => v.split(',').some((t) => t.trim().toLowerCase() === tag));
+}
+
+/**
+ * RFC 3262 §3: "The UAS MUST send any non-100 provisional response reliably if the initial
+ * request contained a Require header field with the option tag 100rel", and MAY do so when the
+ * request's Supported lists 100rel (we do unless the carrier's policy is `off`).
+ */
+export function rel100Of(req: any, policy: ReliableProvisionalsMode): Rel100 {
+  if (hasOptionTag(req, 'Require', '100rel')) return 'required';
+  if (policy === 'supported' && hasOptionTag(req, 'Supported', '100rel')) return 'supported';
+  return 'off';
+}
+
+export interface ReliableResponseOptions {
+  mode: Rel100;
+  /** The INVITE had no offer (late offer): its offer can only go in our 2xx. */
+  lateOffer: boolean;
+  log: Logger;
+  /** A reliable provisional was never PRACKed: the INVITE got a 500; end the call. */
+  onPrackTimeout(): void;
+  prackTimeoutMs?: number;
+}
+
+type SendArgs = { reason: string | undefined; opts: Record<string, any>; cb: ((err: unknown, msg?: unknown) => void) | undefined; fnPrack: ((prack: unknown) => void) | undefined };
+
+/** drachtio-srf's Response#send(status, [reason], [opts], [callback], [fnPrack]) arguments. */
+function sendArgs(a: unknown, b: unknown, c: unknown, d: unknown): SendArgs {
+  if (typeof a === 'function') return { reason: undefined, opts: {}, cb: a as SendArgs['cb'], fnPrack: b as SendArgs['fnPrack'] };
+  if (a && typeof a === 'object') return { reason: undefined, opts: a as Record<string, any>, cb: (b ?? undefined) as SendArgs['cb'], fnPrack: (c ?? undefined) as SendArgs['fnPrack'] };
+  return { reason: a as string | undefined, opts: (b ?? {}) as Record<string, any>, cb: (c ?? undefined) as SendArgs['cb'], fnPrack: (d ?? undefined) as SendArgs['fnPrack'] };
+}
+
+/**
+ * The carrier-facing response of an INVITE, with RFC 3262 applied to what call control sends
+ * through it (relayed 18x, the 2xx from drachtio-srf's createUAS, failures). Everything else
+ * is the drachtio-srf Response itself. The rules, RFC 3262 §3:
+ * - which 18x go reliably (`Require: 100rel`, RSeq added by the server): every one when the
+ *   carrier requires it, a 183 with SDP when it only supports it;
+ * - "The UAS MUST NOT send a second reliable provisional response until the first is
+ *   acknowledged": provisionals are queued behind an unacknowledged reliable one;
+ * - a 2xx waits for the PRACKs too ("...unless the final response is 2xx and any of the
+ *   unacknowledged reliable provisional responses contained a session description. In that
+ *   case, it MUST NOT send a final response until those provisional responses are
+ *   acknowledged"); other final responses go at once;
+ * - "If a reliable provisional response is retransmitted for 64*T1 seconds without reception
+ *   of a corresponding PRACK, the UAS SHOULD reject the original request with a 5xx response."
+ * Late offer: RFC 3261 §13.2.1 puts our offer in "the first reliable non-failure message", so
+ * a reliable 18x would have to carry it; our offer exists only with Teams' answer, so when the
+ * carrier requires 100rel, no 18x is sent at all (100 Trying only), and otherwise unreliably.
+ */
+export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseOptions): any {
+  if (o.mode === 'off') return res;
+  const timeoutMs = o.prackTimeoutMs ?? PRACK_TIMEOUT_MS;
+  let chain: Promise<void> = Promise.resolve();
+  let finalWanted = false;
+  let failed: Error | undefined;
+  const timers = new Set<NodeJS.Timeout>();
+  const stopTimers = () => {
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+  };
+  req.on?.('cancel', stopTimers);
+
+  const sendReliable = (status: number, a: SendArgs) =>
+    new Promise<void>((resolve, reject) => {
+      if (finalWanted || res.finalResponseSent) return resolve();
+      const t = setTimeout(() => {
+        timers.delete(t);
+        reject(new TimeoutError(`no PRACK for the reliable ${status} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timers.add(t);
+      const opts = { ...a.opts, headers: { ...(a.opts.headers ?? {}), Require: '100rel' } };
+      res.send(
+        status,
+        a.reason,
+        opts,
+        (err: unknown, msg?: unknown) => {
+          a.cb?.(err, msg);
+          if (!err) return;
+          clearTimeout(t);
+          timers.delete(t);
+          resolve(); // not sent (transaction gone): nothing to wait for
+        },
+        (prack: unknown) => {
+          clearTimeout(t);
+          timers.delete(t);
+          o.log.debug({ status }, 'PRACK received');
+          a.fnPrack?.(prack);
+          resolve();
+        },
+      );
+    });
+
+  const enqueue = (step: () => Promise<void> | void, onSkip?: (err: Error) => void) => {
+    chain = chain
+      .then(async () => {
+        if (failed) return onSkip?.(failed);
+        await step();
+      })
+      .catch((err: Error) => {
+        failed = err;
+        o.log.warn({ err: err.message }, 'reliable provisional not acknowledged: call rejected with 500');
+        finalWanted = true;
+        stopTimers();
+        if (!res.finalResponseSent) {
+          try {
+            res.send(500);
+          } catch {
+            // transaction gone
+          }
+        }
+        o.onPrackTimeout();
+      });
+  };
+
+  const send = (status: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown): void => {
+    const args = sendArgs(a, b, c, d);
+    const plain = () => res.send(status, args.reason, args.opts, args.cb, args.fnPrack);
+    if (status < 200) {
+      if (status === 100) return plain();
+      if (finalWanted) return;
+      const reliable = o.mode === 'required' || (status === 183 && !!args.opts.body);
+      if (reliable && o.lateOffer) {
+        o.log.debug({ status }, 'late offer: provisional not sent (a reliable one would have to carry our offer)');
+        return;
+      }
+      if (!reliable) return enqueue(() => (finalWanted || res.finalResponseSent ? undefined : plain()));
+      return enqueue(() => sendReliable(status, args));
+    }
+    finalWanted = true;
+    if (status >= 300) {
+      stopTimers();
+      return plain();
+    }
+    enqueue(plain, (err) => args.cb?.(err));
+  };
+
+  return new Proxy(res, {
+    get(target, prop) {
+      if (prop === 'send') return send;
+      if (prop === 'finalResponseSent' || prop === 'headersSent') return finalWanted || target.finalResponseSent;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+    set(target, prop, value) {
+      return Reflect.set(target, prop, value, target);
+    },
+  });
+}
+
+/**
+ * RFC 3311 §5.2: an UPDATE from the carrier inside its early dialog (the INVITE not answered
+ * yet, either direction). It never reaches Teams (§4.17), and Teams' INVITE transaction cannot
+ * take a new offer, so an offer is answered here from rtpengine (answerLocally): media goes to
+ * the carrier's new address, Teams keeps the SDP it has. Without an offer: 200. Resolves true
+ * when an offer was answered.
+ */
+export async function earlyCarrierUpdate(s: CallSession, req: any, res: any): Promise<boolean> {
+  const body = String(req.body ?? '');
+  if (s.closed) return reply(res, 481);
+  if (!body.trim()) return reply(res, 200);
+  // RFC 3311 §5.2: "if an UPDATE is received that contains an offer, and the UAS has received
+  // an offer (in an UPDATE, PRACK or INVITE) to which it has not yet generated an answer, the
+  // UAS MUST reject the UPDATE with a 500 response, and MUST include a Retry-After header
+  // field with a randomly chosen value between 0 and 10 seconds" — no SDP from Teams yet.
+  if (!s.media || !s.sdpFrom.teams) return reply(res, 500, { 'Retry-After': String(randomInt(0, 11)) });
+  // RFC 3311 §5.2: an offer while one of ours is unanswered gets 491.
+  if (s.busy) return reply(res, 491);
+  s.busy = true;
+  try {
+    // rtpengine now has the carrier as the offerer (for a Teams → PSTN call too: its ports
+    // toward Teams stay only while the carrier's moves come as offers); the carrier's 2xx is
+    // handled accordingly (outbound.ts).
+    const answer = await answerLocally(s, 'carrier', body);
+    res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });
+    s.log.info('UPDATE in the early dialog answered');
+    return true;
+  } catch (err) {
+    s.log.warn({ err: (err as Error).message }, 'UPDATE in the early dialog failed');
+    return reply(res, 500);
+  } finally {
+    s.busy = false;
+  }
+}
+
+/** Sends a response that ends the UPDATE without an answer; false (the session is unchanged). */
+function reply(res: any, status: number, headers?: Record<string, string>): false {
+  try {
+    res.send(status, headers ? { headers } : {});
+  } catch {
+    // transaction gone
+  }
+  return false;
+}
+
+/**
+ * Late offer from a carrier, after the call is up: our 2xx carried the offer (rtpengine's
+ * carrier-side SDP answering a stand-in, sdp-rules lateOfferStandIn), and RFC 3261 §13.2.1 puts
+ * the carrier's answer in its ACK. rtpengine then learns the carrier's real address, port and
+ * codec (answerLocally: Teams keeps its SDP).
+ */
+export async function completeLateOffer(s: CallSession): Promise<void> {
+  const a = s.leg('carrier');
+  if (!a || !s.media || s.closed) return;
+  s.busy = true;
+  try {
+    // The ACK may already be in (drachtio-srf records its body as the dialog's remote SDP).
+    const answer = a.remote.sdp?.trim() ? a.remote.sdp : await ackAnswer(a);
+    if (s.closed) return;
+    if (!answer) {
+      s.log.warn('late offer: the ACK carried no answer; media toward the carrier waits for its first RTP packet');
+      return;
+    }
+    await answerLocally(s, 'carrier', answer);
+    s.log.info('late offer completed with the answer from the ACK');
+  } catch (err) {
+    s.log.warn({ err: (err as Error).message }, 'late offer: the answer from the ACK could not be applied');
+  } finally {
+    s.busy = false;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Carrier-side robustness (teams-direct-routing.md §4.6, §4.17): late offer from carriers, 100rel/
+ * PRACK and UPDATE handled on the carrier leg only. SIPp plays the carrier, the fake Teams
+ * checks every message it gets (no 100rel, PRACK or UPDATE reaches it, SRTP offers only), and
+ * media is checked on real packets through rtpengine. After every test: no live call, no
+ * rtpengine session, admission counters at zero.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
+import { waitFor } from '../../helpers/net.js';
+import { RtpSocket, SrtpContext, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
+import { parseMessageLog } from '../../helpers/sipp.js';
+import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, header, isRtpDatagram, received, startTarget } from './sipp-gateway.js';
+
+let h: GatewayHarness;
+const sockets: RtpSocket[] = [];
+beforeAll(async () => {
+  h = await startGatewayHarness();
+});
+afterEach(async (c) => {
+  if (process.env.GW_DEBUG && c.task.result?.state === 'fail') console.log(h.logs.slice(-60).map((l) => JSON.stringify(l)).join('\n'));
+  for (const s of sockets.splice(0)) s.close();
+  h.gw.ctx.features = undefined;
+  await h.afterEach();
+});
+afterAll(async () => h.close());
+
+const ACME = 'acme.customers.example.net';
+const TEAMS_MEDIA_IP = '127.0.5.1';
+
+async function socket(ip: string): Promise<RtpSocket> {
+  const s = await RtpSocket.open(ip);
+  sockets.push(s);
+  return s;
+}
+
+/** c=/m= of an SDP text. */
+function endpointOf(sdp: string): { address: string; port: number } {
+  const a = audioOf(parseSdp(sdp))!;
+  return { address: a.address!, port: a.port };
+}
+
+/** What SIPp received so far (its message log is written as it goes). */
+function receivedSoFar(dir: string, startLine: RegExp): string[] {
+  return parseMessageLog(readFileSync(`${dir}/messages.log`, 'utf8'))
+    .filter((m) => m.direction === 'received' && startLine.test(m.firstLine))
+    .map((m) => m.text);
+}
+
+const bodyOf = (text: string) => text.split(/\r?\n\r?\n/).slice(1).join('\n\n');
+
+/** Teams sends SRTP (its key) to the gateway; the plain RTP must arrive at `at`. */
+async function teamsToCarrier(call: { media(): { gateway?: { address?: string | undefined; port: number } | undefined; teams: { key: string } } }, teamsSock: RtpSocket, at: RtpSocket, ssrc: number): Promise<void> {
+  const m = call.media();
+  const enc = SrtpContext.fromInline(m.teams.key);
+  const sent = await sendG711Stream(teamsSock, { to: { address: m.gateway!.address!, port: m.gateway!.port }, count: 12, ssrc, ptimeMs: 10, transform: (p) => enc.protect(p) });
+  const got = await at.waitFor(10, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.data.readUInt32BE(8) === ssrc });
+  const want = sent.map((b) => parseRtp(b).payload);
+  const payloads = got.map((d) => parseRtp(d.data).payload);
+  const k = want.findIndex((p) => p.equals(payloads[0]!));
+  expect(k).toBeGreaterThanOrEqual(0);
+  expect(payloads.slice(0, 8)).toEqual(want.slice(k, k + 8));
+}
+
+/** The carrier sends RTP to `to`; it must arrive at Teams as SRTP under the gateway's key. */
+async function carrierToTeams(gatewayKey: string, from: RtpSocket, to: { address: string; port: number }, teamsSock: RtpSocket, ssrc: number): Promise<void> {
+  const sent = await sendG711Stream(from, { to, count: 12, ssrc, ptimeMs: 10 });
+  const got = await teamsSock.waitFor(10, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.data.readUInt32BE(8) === ssrc });
+  const dec = SrtpContext.fromInline(gatewayKey);
+  const payloads = got.map((d) => parseRtp(dec.unprotect(d.data)).payload); // throws on a bad auth tag
+  const want = sent.map((b) => parseRtp(b).payload);
+  const k = want.findIndex((p) => p.equals(payloads[0]!));
+  expect(k).toBeGreaterThanOrEqual(0);
+  expect(payloads.slice(0, 8)).toEqual(want.slice(k, k + 8));
+}
+
+describe('late offer from a carrier (§4.6, RFC 3261 §13.2.1)', () => {
+  it('Teams gets an SRTP offer; the 200 to the carrier carries an RTP/AVP offer; the answer from the ACK steers rtpengine; RTP flows both ways', async () => {
+    const carrierIp = CARRIER_IPS[5];
+    const carrierSock = await socket(carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const completed = logged(h, 'late offer completed with the answer from the ACK').length;
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({ scenario: 'carrier-late-offer.xml', from: carrierIp, to: '+14255550180', rtp: { ip: carrierIp, port: carrierSock.port }, pauseMs: 3000 });
+    const call = await h.nextCall(mark);
+    // Teams needs a full offer (§4.6): SRTP with one _80 key and telephone-event, from rtpengine.
+    const offer = audioOf(call.offer!)!;
+    expect(offer.proto).toBe('RTP/SAVP');
+    expect(offer.crypto.map((c) => c.suite)).toEqual(['AES_CM_128_HMAC_SHA1_80']);
+    expect(offer.codecs.map((c) => c.name.toUpperCase())).toContain('TELEPHONE-EVENT');
+    expect(offer.address).not.toBe(carrierIp);
+    await call.ringing();
+    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await call.waitForAck();
+    await waitFor(() => logged(h, 'late offer completed with the answer from the ACK').length > completed, { what: 'the ACK answer applied' });
+
+    // The 200 to the carrier is an offer: RTP/AVP at rtpengine's carrier side, not Teams' SDP.
+    const ok = receivedSoFar(sipp.dir, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
+    const toCarrier = audioOf(parseSdp(bodyOf(ok)))!;
+    expect(toCarrier.proto).toBe('RTP/AVP');
+    expect(toCarrier.crypto).toEqual([]);
+    expect(toCarrier.address).toBe(h.rtpengine.ip);
+    expect(toCarrier.codecs.map((c) => c.name.toUpperCase())).toEqual(expect.arrayContaining(['PCMU', 'TELEPHONE-EVENT']));
+    // The 180 before it carried no SDP (our offer exists only with the 2xx).
+    for (const r of receivedSoFar(sipp.dir, /^SIP\/2\.0 18\d/)) expect(bodyOf(r).trim()).toBe('');
+
+    // Teams → carrier first: the carrier has sent nothing, so rtpengine can only know the
+    // carrier's address from the ACK (the stand-in offer named the discard port).
+    await teamsToCarrier(call, teamsSock, carrierSock, 0x1a7e0001);
+    await carrierToTeams(call.media().gateway!.crypto!.key!, carrierSock, { address: toCarrier.address!, port: toCarrier.port }, teamsSock, 0x1a7e0002);
+
+    const r = await sipp.done;
+    expectSippOk(r);
+    expect(h.ft.violations).toEqual([]);
+  });
+});
+
+describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
+  it('carrier INVITE with Require: 100rel: reliable 180 and 183 (RSeq), each PRACK answered, the call completes; Teams never sees 100rel', async () => {
+    const carrierIp = CARRIER_IPS[6];
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({ scenario: 'carrier-100rel-require.xml', from: carrierIp, to: '+14255550181', pauseMs: 300 });
+    const call = await h.nextCall(mark);
+    const tags = [...call.invite.getAll('require'), ...call.invite.getAll('supported')].join(',').toLowerCase();
+    expect(tags).not.toContain('100rel');
+    await call.ringing();
+    await call.progress();
+    // The 200 waits for the PRACK of the 183 (RFC 3262 §3); give the carrier time to send it.
+    await waitFor(() => receivedSoFar(sipp.dir, /^SIP\/2\.0 183/).length > 0, { what: '183 at the carrier' });
+    await call.answer();
+    await call.waitForAck();
+    const r = await sipp.done;
+    expectSippOk(r);
+    const r180 = received(r, /^SIP\/2\.0 180/);
+    const r183 = received(r, /^SIP\/2\.0 183/);
+    expect(r180.length).toBeGreaterThanOrEqual(1);
+    expect(r183.length).toBeGreaterThanOrEqual(1);
+    expect(header(r180[0]!, 'Require')).toContain('100rel');
+    expect(header(r183[0]!, 'Require')).toContain('100rel');
+    const rseq = [Number(header(r180[0]!, 'RSeq')), Number(header(r183[0]!, 'RSeq'))];
+    expect(rseq[1]).toBe(rseq[0]! + 1); // RFC 3262 §3: RSeq increases by one per reliable provisional
+    expect(bodyOf(r183[0]!)).toMatch(/m=audio \d+ RTP\/AVP/);
+    const prackOks = received(r, /^SIP\/2\.0 200/).filter((t) => /CSeq:\s*\d+ PRACK/i.test(t));
+    expect(prackOks).toHaveLength(2);
+    // Nothing of it reached Teams: no PRACK, no 100rel (the fake Teams asserts both too).
+    expect(call.requests.items.map((q) => q.method)).not.toContain('PRACK');
+    expect(h.ft.violations).toEqual([]);
+  });
+
+  it('carrier INVITE with Supported: 100rel: the 183 with SDP goes reliably and is PRACKed; an early UPDATE moves the media, and mid-call UPDATEs (with and without SDP) are answered; Teams keeps its SDP', async () => {
+    const carrierIp = CARRIER_IPS[7];
+    const sockA = await socket(carrierIp);
+    const sockB = await socket(carrierIp);
+    const sockC = await socket(carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const early = logged(h, 'UPDATE in the early dialog answered').length;
+    const local = logged(h, 'UPDATE answered locally').length;
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-update.xml',
+      from: carrierIp,
+      to: '+14255550182',
+      rtp: { ip: carrierIp, port: sockA.port },
+      keys: { rtp_port2: sockB.port, rtp_port3: sockC.port },
+      pauseMs: 3000,
+      timeoutMs: 25_000,
+    });
+    const call = await h.nextCall(mark);
+    const first = audioOf(call.offer!)!;
+    await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await waitFor(() => logged(h, 'UPDATE in the early dialog answered').length > early, { what: 'early UPDATE answered' });
+    // Early media now goes to the port of the early UPDATE (B), not the INVITE's (A).
+    await teamsToCarrier(call, teamsSock, sockB, 0x0e0a0001);
+    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await call.waitForAck();
+    await waitFor(() => logged(h, 'UPDATE answered locally').length > local, { what: 'mid-call UPDATE answered' });
+    await waitFor(() => receivedSoFar(sipp.dir, /^SIP\/2\.0 200/).filter((t) => /CSeq:\s*5 UPDATE/i.test(t)).length > 0, { what: '200 to the UPDATE without SDP' });
+    // …and after the mid-call UPDATE to port C.
+    await teamsToCarrier(call, teamsSock, sockC, 0x0e0a0002);
+    const sockAGot = sockA.received.filter((d) => isRtpDatagram(d) && [0x0e0a0001, 0x0e0a0002].includes(d.data.readUInt32BE(8)));
+    expect(sockAGot).toHaveLength(0);
+
+    const r = await sipp.done;
+    expectSippOk(r); // SIPp checked Require/RSeq on the 183 and SDP in both UPDATE answers
+    const r183 = received(r, /^SIP\/2\.0 183/)[0]!;
+    expect(header(r183, 'Require')).toContain('100rel');
+    expect(header(r183, 'RSeq')).toMatch(/^\d+$/);
+    const answers = received(r, /^SIP\/2\.0 200/).filter((t) => /CSeq:\s*[34] UPDATE/i.test(t));
+    expect(answers).toHaveLength(2);
+    // Both UPDATE answers name rtpengine's carrier-side address and port, unchanged.
+    const a183 = endpointOf(bodyOf(r183));
+    for (const a of answers) expect(endpointOf(bodyOf(a))).toEqual(a183);
+    const refresh = received(r, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*5 UPDATE/i.test(t))!;
+    expect(bodyOf(refresh).trim()).toBe('');
+    // Teams' side never changed: no re-INVITE, no UPDATE, and the media address is the offer's.
+    expect(call.requests.items.filter((q) => q.method !== 'BYE').map((q) => q.method)).toEqual([]);
+    expect([call.media().gateway!.address, call.media().gateway!.port]).toEqual([first.address, first.port]);
+    expect(h.ft.violations).toEqual([]);
+  });
+
+  it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
+    const targetIp = TARGET_IPS[0];
+    const sockA = await socket(targetIp);
+    const sockB = await socket(targetIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const relayed = logged(h, 'UPDATE relayed as a re-INVITE').length;
+    const target = await startTarget({ scenario: 'target-100rel-update.xml', ip: targetIp, rtp: { ip: targetIp, port: sockA.port }, keys: { rtp_port2: sockB.port } });
+    const call = h.ft.originate({ to: '+442079460180', tenant: ACME, media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    const p183 = await call.waitForResponse(183);
+    // §4.17: the 183 reaches Teams unreliably, with the early SDP (SRTP toward Teams).
+    expect(p183.getAll('require').join(',').toLowerCase()).not.toContain('100rel');
+    expect(p183.has('rseq')).toBe(false);
+    const early = audioOf(parseSdp(p183.body.toString('utf8')))!;
+    expect(early.proto).toBe('RTP/SAVP');
+    const ok = await call.waitForFinal();
+    expect(ok.status).toBe(200);
+    // The carrier's 200 had no SDP (offer/answer done in the 183/PRACK): Teams still gets the
+    // answer, on the same address/port as the 183's.
+    const answer = audioOf(parseSdp(ok.body.toString('utf8')))!;
+    expect([answer.address, answer.port, answer.proto]).toEqual([early.address, early.port, 'RTP/SAVP']);
+
+    // Media follows the early UPDATE: Teams → carrier port B; carrier → Teams from B.
+    await teamsToCarrier(call, teamsSock, sockB, 0x0e0b0001);
+    expect(sockA.received.filter((d) => isRtpDatagram(d) && d.data.readUInt32BE(8) === 0x0e0b0001)).toHaveLength(0);
+    await carrierToTeams(call.media().gateway!.crypto!.key!, sockB, carrierSideAddress(target), teamsSock, 0x0e0b0002);
+
+    // The carrier's hold UPDATE reaches Teams as a re-INVITE (a=inactive, same address/port).
+    const re = await call.waitForRequest('INVITE', 5000);
+    const held = audioOf(parseSdp(re.body.toString('utf8')))!;
+    expect(held.direction).toBe('inactive');
+    expect([held.address, held.port]).toEqual([answer.address, answer.port]);
+    expect(call.requests.items.map((q) => q.method)).not.toContain('UPDATE');
+    await waitFor(() => logged(h, 'UPDATE relayed as a re-INVITE').length > relayed, { what: 'the UPDATE answered from the re-INVITE' });
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r); // SIPp checked Supported: 100rel, the RAck and both UPDATE answers
+    const prack = received(r, /^PRACK /)[0]!;
+    expect(header(prack, 'RAck')).toMatch(/^1 \d+ INVITE$/);
+    expect(h.ft.violations).toEqual([]);
+  });
+});
