@@ -4,7 +4,8 @@
  * carriers, tls 5061 for Teams), in-process with the embedded SIP server, or (mode
  * 'external') against our SIP server started as a separate process (`node dist/cli.js
  * sip-server`). `assertIdle()` is what every test ends with: no live call, no rtpengine
- * session, admission counters at zero, no fake-Teams violation.
+ * session, no dialog (drachtio-srf's and the SIP server's), admission counters at zero, no
+ * fake-Teams violation.
  *
  *   const h = await startGatewayHarness();
  *   afterEach(() => h.afterEach());
@@ -239,13 +240,20 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
       },
       async assertIdle(timeoutMs = 6000) {
         const zero = Object.fromEntries(tenantIds.map((t) => [t, 0]));
-        const snapshot = async () => ({ calls: gw!.ctx.calls.size, sessions: await h.pool.activeSessions(), counters: await h.counters() });
+        // Dialogs: drachtio-srf's own table (both modes) and, embedded, the SIP server's.
+        const snapshot = async () => ({
+          calls: gw!.ctx.calls.size,
+          sessions: await h.pool.activeSessions(),
+          counters: await h.counters(),
+          appDialogs: (gw!.srf as { _dialogs: Map<string, unknown> })._dialogs.size,
+          serverDialogs: gw!.server ? gw!.server.stats().dialogs : 0,
+        });
         let last: Awaited<ReturnType<typeof snapshot>> | undefined;
         try {
           await waitFor(
             async () => {
               last = await snapshot();
-              return last.calls === 0 && last.sessions === 0 && JSON.stringify(last.counters) === JSON.stringify(zero);
+              return last.calls === 0 && last.sessions === 0 && last.appDialogs === 0 && last.serverDialogs === 0 && JSON.stringify(last.counters) === JSON.stringify(zero);
             },
             { timeoutMs, intervalMs: 100, what: 'gateway idle' },
           );
@@ -256,6 +264,8 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
         expect(last.calls, 'live calls').toBe(0);
         expect(last.sessions, 'rtpengine sessions').toBe(0);
         expect(last.counters, 'admission counters').toEqual(zero);
+        expect(last.appDialogs, 'drachtio-srf dialogs').toBe(0);
+        expect(last.serverDialogs, 'SIP server dialogs').toBe(0);
         expect(ft.violations, 'fake Teams violations').toEqual([]);
       },
       async afterEach() {
