@@ -158,7 +158,8 @@ export class DrachtioServerImpl implements DrachtioServer {
   stats(): DrachtioServerStats {
     const t = this.txl.stats();
     return {
-      appConnections: this.apps.size,
+      // Applications, not sockets: a connection that has not authenticated (yet) is not one.
+      appConnections: [...this.apps].filter((a) => a.authenticated).length,
       clientTransactions: t.client,
       serverTransactions: t.server,
       dialogs: this.dialogs.size,
