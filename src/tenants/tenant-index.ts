@@ -336,22 +336,12 @@ export class TenantSnapshot {
    * or undefined when only byNumber() can tell.
    */
   byNumberSync(e164: string): Tenant | null | undefined {
-    const d = toDigits(e164);
-    if (d === undefined) return null;
-    const t = this.#ownerSync(d);
-    return t === undefined ? undefined : (this.index.tenantAt(t) ?? null);
+    const m = this.lookupNumberSync(e164);
+    return m ? m.tenant : m;
   }
 
   async byNumber(e164: string): Promise<Tenant | undefined> {
-    const d = toDigits(e164);
-    if (d === undefined) return undefined;
-    let t = this.#ownerSync(d);
-    if (t === undefined) {
-      const r = await this.#ownerRemote(d, e164);
-      if (typeof r !== 'number') return r.byNumber(e164);
-      t = r;
-    }
-    return this.index.tenantAt(t);
+    return (await this.lookupNumber(e164))?.tenant;
   }
 
   /** Like byNumberSync, with the ring group of the number: a match, null for "no tenant", undefined when only lookupNumber() can tell. */
