@@ -65,6 +65,9 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     server = await createDrachtioServer({
       contacts: sc.contacts,
       admin,
+      // 100 Trying to every new INVITE at once (drachtio-server's behaviour), which the
+      // gateway's SIPp scenarios expect; the standalone sip-server defers it (§17.2.1).
+      tryingDelayMs: 0,
       logger: logger.child({ component: 'sip-server' }),
       cdrs: sc.cdrs,
       dropConnectionOnRetryAfter: sc.dropConnectionOnRetryAfter,

@@ -19,7 +19,10 @@ export class AppSession {
   /** Lower-case verbs (and cdr:* events) this app registered with `route`. */
   readonly routes = new Set<string>();
   #closed = false;
-  #corked = false;
+  /** Frames waiting for the end of this event-loop iteration: head text, SIP bytes or undefined, … */
+  #pending: Array<string | Buffer | undefined> = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
   readonly #framer = new WireFramer();
   readonly #log: Logger;
   readonly #onMessage: (s: AppSession, m: WireMessage) => void;
@@ -70,7 +73,8 @@ export class AppSession {
 
   /** Writes one framed payload. */
   send(payload: string): void {
-    this.#write([WireFramer.encode(payload)]);
+    const len = Buffer.byteLength(payload);
+    this.#queue(`${len}#${payload}`, undefined, len);
   }
 
   /**
@@ -78,25 +82,46 @@ export class AppSession {
    * without decoding and re-encoding the SIP message.
    */
   sendWithSip(leader: string, sip: Buffer): void {
-    const head = Buffer.from(`${leader}\r\n`, 'utf8');
-    this.#write([Buffer.from(`${head.length + sip.length}#`, 'latin1'), head, sip]);
+    const len = Buffer.byteLength(leader) + 2 + sip.length;
+    this.#queue(`${len}#${leader}\r\n`, sip, len);
   }
 
   /**
-   * Frames written in one event-loop turn leave in one writev: the socket is corked on the first
-   * write and uncorked on the next tick (Nagle is off, so each write would be its own segment).
+   * Frames produced in one event-loop iteration leave in one write(2): they are queued and
+   * copied into one buffer once the iteration's I/O callbacks have run (setImmediate), so the
+   * frames for several datagrams read in one poll cost one system call and one wake-up of the
+   * app, and no per-frame stream bookkeeping. (Nagle is off: the write goes out at once.)
    */
-  #write(bufs: Buffer[]): void {
+  #queue(head: string, sip: Buffer | undefined, payloadBytes: number): void {
     if (this.#closed) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.socket.uncork();
-      });
+    // Frame bytes: the decimal length, '#', then the payload.
+    this.#pendingBytes += payloadBytes + head.indexOf('#') + 1;
+    this.#pending.push(head, sip);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
     }
-    for (const b of bufs) this.socket.write(b);
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const parts = this.#pending;
+    if (parts.length === 0) return;
+    const out = Buffer.allocUnsafe(this.#pendingBytes);
+    let off = 0;
+    for (let i = 0; i < parts.length; i += 2) {
+      off += out.write(parts[i] as string, off, 'utf8');
+      const sip = parts[i + 1] as Buffer | undefined;
+      if (sip) off += sip.copy(out, off);
+    }
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (!this.socket.destroyed) this.socket.write(off === out.length ? out : out.subarray(0, off));
+  };
+
+  /** `<id>|response|<appMsgId>|<fields>` + CRLF + SIP bytes, `fields` already joined with `|`. */
+  replyWithSip(appMsgId: string, fields: string, sip: Buffer): void {
+    this.sendWithSip(`${newUuid()}|response|${appMsgId}|${fields}`, sip);
   }
 
   /** `<id>|response|<appMsgId>|<fields>` [+ CRLF + SIP text]. */
@@ -107,11 +132,9 @@ export class AppSession {
   /** Flushes what was written (e.g. `NO|incorrect secret`), then closes. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    // What was queued (e.g. `NO|incorrect secret`) goes out before the end.
+    this.#flush();
     this.#closed = true;
-    if (this.#corked) {
-      this.#corked = false;
-      this.socket.uncork();
-    }
     if (this.socket.destroyed) {
       this.#onClose(this);
       return;

@@ -17,6 +17,8 @@ const USAGE = `usage: teams-gw sip-server [options]
   --user-agent-options-auto-respond <ua> answer OPTIONS from this User-Agent with 200
   --prometheus-scrape-port <[addr:]port> serve drachtio_* metrics on /metrics
   --cdrs                                 send cdr:* events to apps
+  --trying-delay-ms <0..200>             100 Trying to a new INVITE only if the app has not
+                                         responded within this time [200]; 0 = at once (drachtio)
 `;
 
 /** Builds server options from drachtio-style flags (+ optional XML file); flags win over the file. */
@@ -38,6 +40,7 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
       'user-agent-options-auto-respond': { type: 'string' },
       'prometheus-scrape-port': { type: 'string' },
       cdrs: { type: 'boolean' },
+      'trying-delay-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -68,6 +71,11 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
   const ua = values['user-agent-options-auto-respond'] ?? xml?.userAgentOptionsAutoRespond;
   if (ua) opts.userAgentOptionsAutoRespond = ua;
   if (values.cdrs || xml?.cdrs) opts.cdrs = true;
+  const trying = values['trying-delay-ms'];
+  if (trying !== undefined) {
+    if (!/^\d+$/.test(trying) || Number(trying) > 200) throw new ConfigError(`--trying-delay-ms: "${trying}" is not a number of ms from 0 to 200`);
+    opts.tryingDelayMs = Number(trying);
+  }
   if (xml?.spammers) opts.spammers = xml.spammers;
   if (xml?.outboundProxy) opts.outboundProxy = xml.outboundProxy;
   const prometheus = values['prometheus-scrape-port'] ?? (xml?.prometheusPort ? String(xml.prometheusPort) : undefined);

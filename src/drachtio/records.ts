@@ -17,10 +17,8 @@ export interface NetTxn {
   canceled: boolean;
   /** Dialog the request arrived in, or the dialog its responses create (INVITE/SUBSCRIBE). */
   dialog?: DialogRec;
-  /** Echo of the final response sent, for a duplicate final from the app. */
-  finalEcho?: string;
-  /** 64 s limit for the app to answer. */
-  timer?: TimerHandle;
+  /** clock.now() after which the app's answer is no longer awaited (64 s, §9.1). */
+  expires: number;
   /** RFC 3262: last RSeq used and unacknowledged reliable provisionals by RSeq. */
   rseq?: number;
   unacked?: Map<number, { res: SipResponse; timer?: TimerHandle; interval: number; started: number }>;
@@ -52,8 +50,10 @@ export interface Pending2xx {
   res: SipResponse;
   flow: Flow;
   interval: number;
+  /** Retransmission (UDP) and 64*T1 deadline, one timer. */
   timer?: TimerHandle;
-  deadline?: TimerHandle;
+  /** The network INVITE this 2xx answers (kept findable for a CANCEL until the ACK). */
+  net: NetTxn;
 }
 
 /**

@@ -15,7 +15,6 @@ import {
   formatUri,
   parseNameAddr,
   parseUri,
-  validateMandatory,
 } from '../sip/message/index.js';
 import { createResponse } from '../sip/transaction/response.js';
 import { reasonPhrase } from '../sip/message/status.js';
@@ -41,6 +40,10 @@ const CANCEL_UNSAFE = new Set(['from', 'to', 'contact', 'p-asserted-identity', '
 const RESPONSE_FIXED = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'record-route', 'route', 'rseq', 'content-length']);
 const LOCALHOST_SUBST = new Set(['from', 'to', 'contact', 'p-asserted-identity']);
 const APP_TIMEOUT_MS = 64_000;
+/** How often pending app requests are checked against APP_TIMEOUT_MS. */
+const APP_SWEEP_MS = 1000;
+/** §17.2.1: our own 100 Trying waits this long for the app's first response (the RFC's 200 ms). */
+export const DEFAULT_TRYING_DELAY_MS = 200;
 
 
 /**
@@ -64,7 +67,9 @@ export class DrachtioServerImpl implements DrachtioServer {
   readonly apps = new Set<AppSession>();
   /** Round-robin cursor per verb. */
   readonly #rr = new Map<string, number>();
+  /** Network requests waiting for their app's final response, in arrival order. */
   readonly netTxns = new Map<string, NetTxn>();
+  #appTimeoutSweep: TimerHandle | undefined;
   readonly #netByTxn = new Map<ServerTransactionHandle, NetTxn>();
   readonly appTxns = new Map<string, AppTxn>();
   readonly dialogs = new Map<string, DialogRec>();
@@ -92,13 +97,13 @@ export class DrachtioServerImpl implements DrachtioServer {
       onMessage: (msg: SipMessage, flow: Flow) => this.#onSipMessage(msg, flow),
     });
     const counted: TransportSender = {
-      send: (msg, dest) => {
+      send: (msg, dest, wire) => {
         this.traffic.out(msg);
-        return this.transport.send(msg, dest);
+        return this.transport.send(msg, dest, wire);
       },
-      sendResponse: (res, flow) => {
+      sendResponse: (res, flow, wire) => {
         this.traffic.out(res);
-        return this.transport.sendResponse(res, flow);
+        return this.transport.sendResponse(res, flow, wire);
       },
     };
     this.txl = new TransactionLayer({
@@ -106,6 +111,7 @@ export class DrachtioServerImpl implements DrachtioServer {
       clock: this.clock,
       timers: this.timers,
       autoTrying: true,
+      tryingDelayMs: opts.tryingDelayMs ?? DEFAULT_TRYING_DELAY_MS,
       core: {
         onRequest: (req, txn, flow) => this.#onNetworkRequest(req, txn, flow),
         onCancel: (cancel, invite, answered487, flow) => this.#onNetworkCancel(cancel, invite, answered487, flow),
@@ -123,7 +129,6 @@ export class DrachtioServerImpl implements DrachtioServer {
       takeNetTxn: (id) => {
         const n = this.netTxns.get(id);
         if (!n) return undefined;
-        this.clock.clearTimeout(n.timer);
         this.netTxns.delete(n.id);
         return n;
       },
@@ -171,7 +176,8 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (this.#closed) return;
     this.#closed = true;
     for (const app of [...this.apps]) app.close();
-    for (const n of this.netTxns.values()) this.clock.clearTimeout(n.timer);
+    this.clock.clearTimeout(this.#appTimeoutSweep);
+    this.#appTimeoutSweep = undefined;
     for (const d of this.dialogs.values()) this.#clearDialogTimers(d);
     await new Promise<void>((resolve) => (this.#admin ? this.#admin.close(() => resolve()) : resolve()));
     this.txl.close();
@@ -244,11 +250,17 @@ export class DrachtioServerImpl implements DrachtioServer {
 
   /** Round-robin over the apps that routed `verb` (§1). */
   #pickApp(verb: string): AppSession | undefined {
-    const cands = [...this.apps].filter((a) => a.authenticated && a.routes.has(verb));
-    if (cands.length === 0) return undefined;
-    const i = (this.#rr.get(verb) ?? 0) % cands.length;
+    let count = 0;
+    for (const a of this.apps) if (a.authenticated && a.routes.has(verb)) count++;
+    if (count === 0) return undefined;
+    const i = (this.#rr.get(verb) ?? 0) % count;
     this.#rr.set(verb, i + 1);
-    return cands[i];
+    let k = 0;
+    for (const a of this.apps) {
+      if (!a.authenticated || !a.routes.has(verb)) continue;
+      if (k++ === i) return a;
+    }
+    return undefined;
   }
 
   // ───────────────────────────── wire helpers ─────────────────────────────
@@ -262,13 +274,10 @@ export class DrachtioServerImpl implements DrachtioServer {
     app.sendWithSip(leader, raw);
   }
 
-  /** §6.1: OK reply to an app `sip` message, echoing what went on the wire. */
-  #replySent(app: AppSession, msgId: string, text: string, proto: Protocol, addr: string, port: number, txnId: string, dialogId: string | undefined): void {
-    const bytes = Buffer.byteLength(text);
-    const fields = ['OK', 'application', String(bytes), proto, addr, String(port), wireTime(), txnId];
-    if (dialogId === undefined) fields.push('Msg sent:', '');
-    else fields.push(safeField(dialogId), '', 'Msg sent:', '');
-    app.reply(msgId, fields, text);
+  /** §6.1: OK reply to an app `sip` message, echoing what went on the wire (`wire`: those bytes). */
+  #replySent(app: AppSession, msgId: string, wire: Buffer, proto: Protocol, addr: string, port: number, txnId: string, dialogId: string | undefined): void {
+    const tail = dialogId === undefined ? 'Msg sent:|' : `${safeField(dialogId)}||Msg sent:|`;
+    app.replyWithSip(msgId, `OK|application|${wire.length}|${proto}|${addr}|${port}|${wireTime()}|${txnId}|${tail}`, wire);
   }
 
   #cdr(kind: 'attempt' | 'start' | 'stop', source: 'network' | 'application', msg: SipMessage, extra?: string): void {
@@ -284,27 +293,8 @@ export class DrachtioServerImpl implements DrachtioServer {
   #onSipMessage(msg: SipMessage, flow: Flow): void {
     if (this.#closed) return;
     this.traffic.in(msg);
-    try {
-      validateMandatory(msg);
-    } catch (err) {
-      // §8.2 / RFC 3261 §16.3: malformed requests get 400 with the reason; responses are dropped.
-      if (msg instanceof SipRequest && msg.method !== 'ACK') {
-        try {
-          void msg.vias;
-          const res = new SipResponse(400, (err as Error).message.replace(/[\r\n]/g, ' ').slice(0, 100));
-          for (const v of msg.getAll('via')) res.add('Via', v);
-          for (const h of ['from', 'to', 'call-id', 'cseq']) {
-            const v = msg.get(h);
-            if (v !== undefined) res.add(h, v);
-          }
-          void this.transport.sendResponse(res, flow).catch(() => {});
-        } catch {
-          /* not even a Via: drop (RFC 3261 §18.3) */
-        }
-      }
-      this.log.debug({ err: (err as Error).message, from: `${flow.remoteAddress}:${flow.remotePort}` }, 'dropping malformed SIP message');
-      return;
-    }
+    // The transport layer emits only messages that passed validateMandatory (§8.2 / §16.3);
+    // malformed requests were answered 400 there and malformed responses dropped.
     this.txl.receive(msg, flow);
   }
 
@@ -372,29 +362,44 @@ export class DrachtioServerImpl implements DrachtioServer {
   }
 
   #newNetTxn(app: AppSession | undefined, txn: ServerTransactionHandle, req: SipRequest, flow: Flow, kind: NetTxn['kind'], dialog?: DialogRec): NetTxn {
-    const n: NetTxn = { id: newUuid(), app, txn, req, flow, canceled: false, kind };
+    const n: NetTxn = { id: newUuid(), app, txn, req, flow, canceled: false, kind, expires: this.clock.now() + APP_TIMEOUT_MS };
     if (dialog) n.dialog = dialog;
-    // §9.1: if the app does nothing for 64 s the pending state is dropped (answered, so the
-    // transaction ends and nothing leaks).
-    n.timer = this.clock.setTimeout(() => {
-      if (this.netTxns.get(n.id) === n && !n.txn.finalSent) {
-        // drachtio drops the pending state silently: an app may deliberately never answer
-        // (e.g. INVITEs from scanners). The transaction is closed without a final response.
-        this.log.warn({ callId: req.callId, method: req.method }, 'app did not answer within 64 s; dropping the request');
-        this.#dropNetTxn(n);
-        n.txn.close?.();
-      }
-    }, APP_TIMEOUT_MS);
     this.netTxns.set(n.id, n);
     this.#netByTxn.set(txn, n);
+    this.#appTimeoutSweep ??= this.clock.setTimeout(() => this.#sweepAppTimeouts(), APP_SWEEP_MS);
     return n;
   }
 
-  #dropNetTxn(n: NetTxn): void {
-    this.clock.clearTimeout(n.timer);
+  /**
+   * §9.1: if the app does nothing for 64 s the pending state is dropped (answered, so the
+   * transaction ends and nothing leaks). One sweep a second instead of a timer per request:
+   * netTxns is in arrival order and every entry gets the same 64 s, so the sweep stops at the
+   * first entry not yet due.
+   */
+  #sweepAppTimeouts(): void {
+    this.#appTimeoutSweep = undefined;
+    const now = this.clock.now();
+    for (const n of this.netTxns.values()) {
+      if (n.expires > now) break;
+      this.#dropNetTxn(n);
+      if (!n.txn.finalSent) {
+        // drachtio drops the pending state silently: an app may deliberately never answer
+        // (e.g. INVITEs from scanners). The transaction is closed without a final response.
+        this.log.warn({ callId: n.req.callId, method: n.req.method }, 'app did not answer within 64 s; dropping the request');
+        n.txn.close?.();
+      }
+    }
+    if (this.netTxns.size > 0 && !this.#closed) this.#appTimeoutSweep = this.clock.setTimeout(() => this.#sweepAppTimeouts(), APP_SWEEP_MS);
+  }
+
+  #dropNetTxn(n: NetTxn, keepForCancel = false): void {
     if (n.unacked) for (const u of n.unacked.values()) this.clock.clearTimeout(u.timer);
     n.unacked?.clear();
     this.netTxns.delete(n.id);
+    // The transaction may linger for 32 s (Timer J/L); the record is only needed for a CANCEL
+    // that can still change something: one after our 2xx but before its ACK (kept until the
+    // 2xx is ACKed, see #stop2xx). Forgetting it here keeps lingering calls out of the heap.
+    if (!keepForCancel) this.#netByTxn.delete(n.txn);
   }
 
   /** A final response generated by the server itself for a pending network request. */
@@ -408,7 +413,7 @@ export class DrachtioServerImpl implements DrachtioServer {
   }
 
   #dialogByNetwork(req: SipMessage, localTag: string): DialogRec | undefined {
-    return this.#byLocal.get(`${req.callId}\n${localTag}`);
+    return this.#byLocal.get(localKey(req.callId, localTag));
   }
 
   /** ACK for a 2xx (no transaction, §13.2.2.4 / §17.2.1 RFC 6026). */
@@ -659,9 +664,10 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (method === 'INVITE' || method === 'SUBSCRIBE') t.dialogId = `${req.callId};from-tag=${req.fromTag}`;
     this.appTxns.set(t.id, t);
     // Reply first so srf knows the transaction id before any response arrives.
-    this.#replySent(app, msgId, req.toString(), lp.protocol, host, port, t.id, undefined);
+    const wire = req.toBuffer();
+    this.#replySent(app, msgId, wire, lp.protocol, host, port, t.id, undefined);
     if (method === 'INVITE') this.#cdr('attempt', 'application', req);
-    t.handle = this.txl.request(req, dest, this.#clientTu(t));
+    t.handle = this.txl.request(req, dest, this.#clientTu(t), wire);
   }
 
   #clientTu(t: AppTxn): ClientTransactionUser {
@@ -816,12 +822,12 @@ export class DrachtioServerImpl implements DrachtioServer {
 
   #addDialog(rec: DialogRec): void {
     this.dialogs.set(rec.id, rec);
-    this.#byLocal.set(`${rec.d.callId}\n${rec.d.localTag}`, rec);
+    this.#byLocal.set(localKey(rec.d.callId, rec.d.localTag), rec);
   }
 
   #deleteDialog(rec: DialogRec): void {
     if (this.dialogs.get(rec.id) === rec) this.dialogs.delete(rec.id);
-    const k = `${rec.d.callId}\n${rec.d.localTag}`;
+    const k = localKey(rec.d.callId, rec.d.localTag);
     if (this.#byLocal.get(k) === rec) this.#byLocal.delete(k);
     this.#clearDialogTimers(rec);
     if (rec.d.state !== 'Terminated') rec.d.transition('Terminated');
@@ -924,7 +930,7 @@ export class DrachtioServerImpl implements DrachtioServer {
         return app.reply(msgId, ['NOK', 'ACK for non-success responses is automatically generated by the stack']);
       }
       const ack = this.#sendAck(rec, sip);
-      this.#replySent(app, msgId, ack.toString(), proto, rec.d.flow?.remoteAddress ?? '', rec.d.flow?.remotePort ?? 0, newUuid(), undefined);
+      this.#replySent(app, msgId, ack.toBuffer(), proto, rec.d.flow?.remoteAddress ?? '', rec.d.flow?.remotePort ?? 0, newUuid(), undefined);
       if (rec.canceled) this.#teardown(rec, 'ACK-BYE due to cancel race condition');
       return;
     }
@@ -953,8 +959,9 @@ export class DrachtioServerImpl implements DrachtioServer {
     // §8.1: BYE while our own re-INVITE is pending: CANCEL it first.
     if (method === 'BYE' && rec.reinviteOut?.handle) this.txl.sendCancel(rec.reinviteOut.handle);
     if (method === 'INVITE') rec.reinviteOut = t;
-    this.#replySent(app, msgId, req.toString(), dest.protocol, dest.host, dest.port, t.id, undefined);
-    t.handle = this.txl.request(req, dest, this.#clientTu(t));
+    const wire = req.toBuffer();
+    this.#replySent(app, msgId, wire, dest.protocol, dest.host, dest.port, t.id, undefined);
+    t.handle = this.txl.request(req, dest, this.#clientTu(t), wire);
   }
 
   #onAppCancel(app: AppSession, msgId: string, txnId: string, sip: AppSip): void {
@@ -965,7 +972,7 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (rec) rec.canceled = true;
     const extra = sip.headers.filter((h) => !CANCEL_UNSAFE.has(h.key)).map((h) => field(wireHeaderName(h.name), h.value));
     const cancel = this.txl.sendCancel(t.handle, extra);
-    this.#replySent(app, msgId, cancel.toString(), t.dest.protocol, t.dest.host, t.dest.port, newUuid(), undefined);
+    this.#replySent(app, msgId, cancel.toBuffer(), t.dest.protocol, t.dest.host, t.dest.port, newUuid(), undefined);
   }
 
   // ───────────────────────────── app responses (§9.2) ─────────────────────────────
@@ -976,10 +983,6 @@ export class DrachtioServerImpl implements DrachtioServer {
       const any = [...this.#netByTxn.values()].find((x) => x.id === txnId);
       if (any?.req.method === 'CANCEL') return app.reply(msgId, ['NOK', '200 OK to incoming CANCEL is automatically generated by the stack']);
       return app.reply(msgId, ['NOK', 'Response not sent due to unknown transaction']);
-    }
-    if (n.finalEcho !== undefined) {
-      this.log.warn({ callId: n.req.callId }, 'app sent a second final response; discarded');
-      return this.#replySent(app, msgId, n.finalEcho, n.flow.protocol, n.flow.remoteAddress, n.flow.remotePort, n.id, '');
     }
     const req = n.req;
     const status = sip.status;
@@ -1006,7 +1009,7 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (bodyErr) return app.reply(msgId, ['NOK', bodyErr]);
 
     // Dialog bookkeeping (§11).
-    let dialogId: string | undefined = creates ? `${req.callId};from-tag=${req.fromTag}` : n.dialog?.id;
+    let dialogId: string | undefined = creates ? dialogIdOf(req.callId, req.fromTag) : n.dialog?.id;
     if (n.kind === 'new' && creates && (reliable1xx || (status >= 200 && status < 300))) {
       let rec = n.dialog;
       if (!rec) {
@@ -1026,14 +1029,15 @@ export class DrachtioServerImpl implements DrachtioServer {
       res.set('RSeq', String(n.rseq));
       if (n.dialog) n.dialog.lastRseq = n.rseq;
     }
+    // Serialized once: sent, retransmitted and echoed to the app from these bytes.
+    const wire = res.toBuffer();
     if (status >= 200) {
-      n.finalEcho = res.toString();
-      this.#dropNetTxn(n);
+      this.#dropNetTxn(n, method === 'INVITE' && status < 300);
       if (n.dialog && n.dialog.reinviteIn === n) n.dialog.reinviteIn = undefined;
       if (method === 'INVITE') {
         if (status < 300) {
           const rec = n.dialog!;
-          this.#start2xx(rec, res, n.flow, req.cseq.seq);
+          this.#start2xx(rec, res, n.flow, req.cseq.seq, n, wire);
           if (n.kind === 'new') this.#cdr('start', 'application', res, 'uas');
         } else {
           if (n.dialog && n.kind === 'new' && n.dialog.d.state === 'Early') this.#deleteDialog(n.dialog);
@@ -1044,10 +1048,9 @@ export class DrachtioServerImpl implements DrachtioServer {
         /* already ended by the terminated NOTIFY */
       }
     }
-    const text = res.toString();
     if (reliable1xx) this.#startReliable1xx(n, res);
-    void n.txn.respond(res).catch((err: Error) => this.log.debug({ err: err.message }, 'response send failed'));
-    this.#replySent(app, msgId, text, n.flow.protocol, n.flow.remoteAddress, n.flow.remotePort, n.id, creates ? (dialogId ?? '') : (n.dialog?.id ?? ''));
+    void n.txn.respond(res, wire).catch((err: Error) => this.log.debug({ err: err.message }, 'response send failed'));
+    this.#replySent(app, msgId, wire, n.flow.protocol, n.flow.remoteAddress, n.flow.remotePort, n.id, creates ? (dialogId ?? '') : (n.dialog?.id ?? ''));
   }
 
   #lpForFlow(flow: Flow): ListenPoint {
@@ -1074,7 +1077,7 @@ export class DrachtioServerImpl implements DrachtioServer {
       flow: n.flow,
       state,
     });
-    const rec: DialogRec = { id: `${req.callId};from-tag=${req.fromTag}`, d, app: n.app, lp, method: req.method as 'INVITE' | 'SUBSCRIBE' };
+    const rec: DialogRec = { id: dialogIdOf(req.callId, req.fromTag), d, app: n.app, lp, method: req.method as 'INVITE' | 'SUBSCRIBE' };
     n.dialog = rec;
     this.#addDialog(rec);
     return rec;
@@ -1086,30 +1089,35 @@ export class DrachtioServerImpl implements DrachtioServer {
    * seconds without receiving an ACK, the dialog is confirmed, but the session SHOULD be
    * terminated" (drachtio: BYE with Reason "ACK timeout").
    */
-  #start2xx(rec: DialogRec, res: SipResponse, flow: Flow, seq: number): void {
+  #start2xx(rec: DialogRec, res: SipResponse, flow: Flow, seq: number, net: NetTxn, wire: Buffer): void {
     this.#stop2xx(rec);
-    const p = { seq, res, flow, interval: this.timers.T1 } as NonNullable<DialogRec['pending2xx']>;
+    const deadline = this.clock.now() + 64 * this.timers.T1;
+    const p = { seq, res, flow, interval: this.timers.T1, net } as NonNullable<DialogRec['pending2xx']>;
     rec.pending2xx = p;
+    // One timer per 2xx: it retransmits (UDP) and, once 64*T1 have passed, ends the session.
     const tick = () => {
       if (rec.pending2xx !== p) return;
-      void this.transport.sendResponse(res, flow).catch(() => {});
+      const left = deadline - this.clock.now();
+      // (< 1: timers run on the loop's whole-millisecond clock and may land a fraction early)
+      if (left < 1) {
+        this.#stop2xx(rec);
+        this.#teardown(rec, 'ACK timeout');
+        return;
+      }
+      void this.transport.sendResponse(res, flow, wire).catch(() => {});
       p.interval = Math.min(p.interval * 2, this.timers.T2);
-      p.timer = this.clock.setTimeout(tick, p.interval);
+      p.timer = this.clock.setTimeout(tick, Math.min(p.interval, left));
     };
-    if (!flow.reliable) p.timer = this.clock.setTimeout(tick, p.interval);
-    p.deadline = this.clock.setTimeout(() => {
-      if (rec.pending2xx !== p) return;
-      this.#stop2xx(rec);
-      this.#teardown(rec, 'ACK timeout');
-    }, 64 * this.timers.T1);
+    p.timer = this.clock.setTimeout(tick, flow.reliable ? 64 * this.timers.T1 : p.interval);
   }
 
   #stop2xx(rec: DialogRec): void {
     const p = rec.pending2xx;
     if (!p) return;
     this.clock.clearTimeout(p.timer);
-    this.clock.clearTimeout(p.deadline);
     rec.pending2xx = undefined;
+    // A CANCEL for the INVITE can no longer change anything (see #dropNetTxn).
+    if (this.#netByTxn.get(p.net.txn) === p.net) this.#netByTxn.delete(p.net.txn);
   }
 
   /** RFC 3262 §3: retransmit a reliable provisional with T1 doubling until PRACKed (UDP only). */
@@ -1143,42 +1151,99 @@ export class DrachtioServerImpl implements DrachtioServer {
 
 }
 
-/** Per-method / per-status SIP message counts, in and out. */
+/**
+ * Per-method / per-status SIP message counts, in and out. Counted per message without building
+ * a key string (method → status → counter); the `${method} ${status}` maps the Prometheus
+ * exporter reads are assembled when asked for.
+ */
 export class TrafficCounters {
-  readonly requestsIn = new Map<string, number>();
-  readonly requestsOut = new Map<string, number>();
-  /** key: `${method} ${status}` */
-  readonly responsesIn = new Map<string, number>();
-  readonly responsesOut = new Map<string, number>();
+  readonly #reqIn = new Map<string, Counter>();
+  readonly #reqOut = new Map<string, Counter>();
+  readonly #resIn = new Map<string, Map<number, Counter>>();
+  readonly #resOut = new Map<string, Map<number, Counter>>();
 
   in(msg: SipMessage): void {
-    bump(msg instanceof SipRequest ? this.requestsIn : this.responsesIn, keyOf(msg));
+    if (msg instanceof SipRequest) count(this.#reqIn, msg.method);
+    else countResponse(this.#resIn, msg as SipResponse);
   }
 
   out(msg: SipMessage): void {
-    bump(msg instanceof SipRequest ? this.requestsOut : this.responsesOut, keyOf(msg));
+    if (msg instanceof SipRequest) count(this.#reqOut, msg.method);
+    else countResponse(this.#resOut, msg as SipResponse);
+  }
+
+  get requestsIn(): Map<string, number> {
+    return flat(this.#reqIn);
+  }
+
+  get requestsOut(): Map<string, number> {
+    return flat(this.#reqOut);
+  }
+
+  /** key: `${method} ${status}` */
+  get responsesIn(): Map<string, number> {
+    return flatResponses(this.#resIn);
+  }
+
+  /** key: `${method} ${status}` */
+  get responsesOut(): Map<string, number> {
+    return flatResponses(this.#resOut);
   }
 }
 
-function keyOf(msg: SipMessage): string {
-  if (msg instanceof SipRequest) return msg.method;
+interface Counter {
+  n: number;
+}
+
+function count(map: Map<string, Counter>, k: string): void {
+  const c = map.get(k);
+  if (c) c.n++;
+  else map.set(k, { n: 1 });
+}
+
+function countResponse(map: Map<string, Map<number, Counter>>, res: SipResponse): void {
   let m = '';
   try {
-    m = msg.cseq.method;
+    m = res.cseq.method;
   } catch {
     /* counted without method */
   }
-  return `${m} ${(msg as SipResponse).status}`;
+  let byStatus = map.get(m);
+  if (!byStatus) map.set(m, (byStatus = new Map()));
+  const c = byStatus.get(res.status);
+  if (c) c.n++;
+  else byStatus.set(res.status, { n: 1 });
 }
 
-function bump(map: Map<string, number>, k: string): void {
-  map.set(k, (map.get(k) ?? 0) + 1);
+function flat(map: Map<string, Counter>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, c] of map) out.set(k, c.n);
+  return out;
+}
+
+function flatResponses(map: Map<string, Map<number, Counter>>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [m, byStatus] of map) for (const [status, c] of byStatus) out.set(`${m} ${status}`, c.n);
+  return out;
 }
 
 /** Headers of an app in-dialog request that the dialog always determines. */
 const IN_DIALOG_FIXED = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'route', 'record-route', 'max-forwards', 'content-length', 'rseq']);
 /** Well-known headers an app value replaces instead of adding (§5). */
 const WELL_KNOWN_SINGLE = new Set(['from', 'to', 'call-id', 'cseq', 'contact', 'max-forwards', 'content-type', 'require', 'supported', 'session-expires', 'min-se', 'refer-to', 'replaces', 'p-asserted-identity', 'authorization', 'proxy-authorization', 'expires', 'event', 'subscription-state', 'rack', 'allow', 'user-agent', 'server', 'referred-by', 'subject']);
+
+/*
+ * Map keys built with join() are flat strings: a template literal makes a rope that is hashed
+ * through a temporary copy on every lookup and keeps the slices of the parsed message alive.
+ */
+function localKey(callId: string, localTag: string): string {
+  return [callId, localTag].join('\n');
+}
+
+/** The drachtio dialog id: `<Call-ID>;from-tag=<tag of the creating request's From>`. */
+function dialogIdOf(callId: string, fromTag: string | undefined): string {
+  return [callId, ';from-tag=', String(fromTag)].join('');
+}
 
 function withTag(value: string, tag: string): string {
   if (!tag || /;\s*tag=/i.test(value)) return value;

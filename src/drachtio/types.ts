@@ -31,6 +31,12 @@ export interface DrachtioServerOptions {
   spammers?: { action: 'reject' | 'discard'; tcpAction?: 'reject' | 'discard'; rules: SpammerRule[] };
   /** Outbound proxy for all new out-of-dialog requests unless the app gives one. */
   outboundProxy?: string;
+  /**
+   * RFC 3261 §17.2.1: a new INVITE gets 100 Trying only if the app has sent no response after
+   * this many ms (default 200; a retransmitted INVITE gets it at once). 0 sends it at once on
+   * every INVITE, as drachtio-server does. At most 200.
+   */
+  tryingDelayMs?: number;
   /** Transaction timers (tests shorten T1). */
   timers?: Partial<TimerSettings>;
   clock?: Clock;

@@ -185,7 +185,8 @@ describe('an app that disconnects with work pending', () => {
     const r = await call;
     expect(r.exitCode, sippReport(r)).toBe(0);
     expect(rowsFor(r, '503', 'recv')[0]?.count, sippReport(r)).toBe(1);
-    expect(rowsFor(r, '100', 'recv')[0]?.count).toBe(1);
+    // §17.2.1: 100 Trying only when the 503 took the server longer than 200 ms (never twice).
+    expect(rowsFor(r, '100', 'recv')[0]?.count ?? 0).toBeLessThanOrEqual(1);
     const stats = await waitForIdle(s, 8000, { includeApps: true });
     expect(stats).toEqual({ appConnections: 0, clientTransactions: 0, serverTransactions: 0, dialogs: 0, pendingRequests: 0 });
   });

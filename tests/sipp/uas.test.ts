@@ -3,7 +3,7 @@
  * drachtio-srf app through our server, over UDP and TCP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSipp, rowsFor, stopAllSipp } from '../helpers/sipp.js';
+import { parseMessageLog, runSipp, rowsFor, stopAllSipp } from '../helpers/sipp.js';
 import { deferred, sdp } from '../helpers/srf.js';
 import { waitForIdle } from '../helpers/sip-server.js';
 import { body, expectSippOk, header, oneReceived, sippPort, startHarness, TRANSPORTS, type Harness } from './support.js';
@@ -46,8 +46,24 @@ describe.each(TRANSPORTS)('UAS over $name', (t) => {
     expect(header(ok, 'To')).toMatch(/;tag=\S+/);
     expect(header(ok, 'Contact')).toContain(SERVER_IP);
     expect(await destroyed.promise).toBe('BYE');
-    // RFC 3261 8.2.6.1: the INVITE got a 100 Trying from the server
+    // RFC 3261 §17.2.1: the app answered well within 200 ms, so the server needed no 100 Trying
+    // (one may still come if this machine stalls the app for longer; never more than one).
+    expect(rowsFor(r, '100', 'recv')[0]?.count ?? 0).toBeLessThanOrEqual(1);
+  });
+
+  it('an app that answers after 450 ms: the caller gets one 100 Trying first (RFC 3261 §17.2.1)', async () => {
+    h.onInvite = async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      res.send(486);
+    };
+    const r = await runSipp({ scenario: 'uac-invite-reject.xml', localIp: SIPP_IP, localPort: await sippPort(SIPP_IP), remote: h.s.sipHostPort, transport: t.sipp });
+    expectSippOk(r);
     expect(rowsFor(r, '100', 'recv')[0]?.count).toBe(1);
+    expect(rowsFor(r, '486', 'recv')[0]?.count).toBe(1);
+    const order = parseMessageLog(r.messageLog).filter((m) => m.direction === 'received').map((m) => m.firstLine);
+    expect(order.slice(0, 2)).toEqual(['SIP/2.0 100 Trying', 'SIP/2.0 486 Busy Here']);
+    // RFC 3261 §8.2.6.2: the 100 may go without a To tag; ours has none.
+    expect(header(oneReceived(r, /^SIP\/2\.0 100/), 'To')).not.toMatch(/;tag=/);
   });
 
   it('res.send(486) reaches the caller as 486 with the app headers and a To tag', async () => {

@@ -265,7 +265,9 @@ export async function runSrfCompat(opts: CompatOptions = {}): Promise<CompatResu
     ] as const) {
       servers.push(
         await startSipServerCli({
-          args: ['--contact', `sip:${ip}:5060;transport=udp`, '--address', '127.0.0.1', '--port', String(adminPort), '--secret', SECRET, ...(opts.serverArgs ?? [])],
+          // --trying-delay-ms 0: drachtio-server answers every new INVITE with 100 Trying at once,
+          // and the suite's SIPp scenarios require that 100 (our default defers it, §17.2.1).
+          args: ['--contact', `sip:${ip}:5060;transport=udp`, '--address', '127.0.0.1', '--port', String(adminPort), '--secret', SECRET, '--trying-delay-ms', '0', ...(opts.serverArgs ?? [])],
           ready: { tcp: [['127.0.0.1', adminPort]], udp: [[ip, 5060]] },
           logFile: path.join(runDir, `sut-${n}.out`),
         }),

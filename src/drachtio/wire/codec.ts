@@ -22,9 +22,28 @@ export function decode(payload: string): WireMessage | undefined {
 }
 
 /** UTC time of day as drachtio prints it: HH:MM:SS.uuuuuu */
-export function wireTime(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds() * 1000, 6)}`;
+export function wireTime(d?: Date): string {
+  if (d) return formatTime(d.getTime());
+  // Every message carries one: format it once per millisecond.
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastText = formatTime(now);
+  }
+  return lastText;
+}
+
+let lastMs = -1;
+let lastText = '';
+
+function formatTime(ms: number): string {
+  const day = ms % 86_400_000;
+  const t = day < 0 ? day + 86_400_000 : day;
+  const h = Math.floor(t / 3_600_000);
+  const m = Math.floor(t / 60_000) % 60;
+  const s = Math.floor(t / 1000) % 60;
+  const milli = t % 1000;
+  return `${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${s < 10 ? '0' : ''}${s}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}000`;
 }
 
 /** A field must never contain the separator or a line break. */

@@ -29,12 +29,17 @@ export function headerKey(name: string): string {
   return k;
 }
 
+// Every header added to a message is spelled through canonicalName: remember the answers.
+const CANONICAL_CACHE = new Map<string, string>();
+
 /** Canonical spelling of a header name: known names as the RFCs write them, others Word-Capitalized. */
 export function canonicalName(name: string): string {
+  const hit = CANONICAL_CACHE.get(name);
+  if (hit !== undefined) return hit;
   const k = headerKey(name);
-  const c = CANONICAL[k];
-  if (c) return c;
-  return k.replace(/(^|-)([a-z])/g, (_m, d: string, ch: string) => d + ch.toUpperCase());
+  const c = Object.hasOwn(CANONICAL, k) ? CANONICAL[k]! : k.replace(/(^|-)([a-z])/g, (_m, d: string, ch: string) => d + ch.toUpperCase());
+  if (CANONICAL_CACHE.size < KEY_CACHE_MAX) CANONICAL_CACHE.set(name, c);
+  return c;
 }
 
 /**

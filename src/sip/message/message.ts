@@ -3,7 +3,7 @@ import { LIST_HEADERS, canonicalName, headerKey } from './header-names.js';
 import { trimLws } from './lex.js';
 import { type NameAddr, parseNameAddr, splitList, splitListStrict } from './name-addr.js';
 import { type SipUri, parseUri } from './uri.js';
-import { type Via, parseVia } from './via.js';
+import { type Via, formatVia, parseVia } from './via.js';
 
 /** One header line as it appeared (or will appear) on the wire. */
 export interface HeaderField {
@@ -240,9 +240,41 @@ export abstract class SipMessage {
     return d;
   }
 
-  /** Invalidate cached typed views (after direct edits of `headers`). */
-  invalidate(): void {
-    this.#cache = undefined;
+  /**
+   * For a message whose `name` lines were copied verbatim from `source` (the Via lines of a
+   * response, §8.2.6.2): reuses the source's parsed view instead of parsing the same text again.
+   * Typed views are never changed in place (see setTopVia), so they can be shared.
+   */
+  shareView(source: SipMessage, name: string): void {
+    const k = headerKey(name);
+    const v = source.#cache?.get(k);
+    if (v !== undefined) (this.#cache ??= new Map()).set(k, v);
+  }
+
+  /** Invalidate cached typed views (after direct edits of `headers`): all, or those of one header. */
+  invalidate(name?: string): void {
+    if (name === undefined) this.#cache = undefined;
+    else this.#cache?.delete(headerKey(name));
+  }
+
+  /**
+   * Replaces the first Via element (e.g. with received/rport added, RFC 3261 §18.2.1) in the
+   * header text and in the typed view, so the other parsed headers stay cached. Other elements
+   * of the same header line are kept as they are.
+   */
+  setTopVia(via: Via): void {
+    const idx = this.headers.findIndex((h) => h.key === 'via');
+    if (idx < 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
+    const f = this.headers[idx]!;
+    const text = formatVia(via);
+    const value = f.value.indexOf(',') < 0 ? text : [text, ...splitList(f.value).slice(1)].join(', ');
+    this.headers[idx] = { name: f.name, key: f.key, value };
+    const cached = this.#cache?.get('via') as Via[] | undefined;
+    if (cached) {
+      const next = cached.slice();
+      next[0] = via;
+      this.#cache!.set('via', next);
+    }
   }
 
   /** RFC 3261 §7.5/§20.14: serialize; Content-Length is always recomputed in bytes. */

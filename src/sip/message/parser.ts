@@ -18,6 +18,10 @@ export interface ParseOptions {
   maxSize?: number;
 }
 
+/** Header names that passed the token check → their keys (bounded: peers can invent names). */
+const TOKEN_KEYS = new Map<string, string>();
+const TOKEN_KEYS_MAX = 1024;
+
 /** 64 KiB: the largest UDP payload, and a generous bound for a stream message. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 65_535;
 
@@ -115,8 +119,13 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       let ne = colon;
       while (ne > pos && isWsp(head.charCodeAt(ne - 1))) ne--;
       const name = head.slice(pos, ne);
-      if (!isToken(name)) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
-      const key = headerKey(name);
+      // Header names repeat on every message: a name seen before is a known token.
+      let key = TOKEN_KEYS.get(name);
+      if (key === undefined) {
+        if (!isToken(name)) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
+        key = headerKey(name);
+        if (TOKEN_KEYS.size < TOKEN_KEYS_MAX) TOKEN_KEYS.set(name, key);
+      }
       cur = { name, key, value: trimLws(head.slice(colon + 1, lineEnd)) };
       headers.push(cur);
       if (key === 'content-length') {
@@ -185,8 +194,22 @@ function contentLength(v: string): number {
 export function validateMandatory(msg: SipMessage): void {
   // §8.1.1: To, From, CSeq, Call-ID and Via are mandatory; §20: all but Via appear at most once
   // (RFC 4475 §3.3.1 and §3.3.8).
-  for (const name of SINGLE) {
-    const n = msg.count(name);
+  // One pass over the header lines counts the four (index i of SINGLE_KEYS ↔ SINGLE).
+  let c0 = 0;
+  let c1 = 0;
+  let c2 = 0;
+  let c3 = 0;
+  for (const h of msg.headers) {
+    const k = h.key;
+    if (k === 'call-id') c0++;
+    else if (k === 'cseq') c1++;
+    else if (k === 'from') c2++;
+    else if (k === 'to') c3++;
+  }
+  const counts = [c0, c1, c2, c3];
+  for (let i = 0; i < SINGLE.length; i++) {
+    const n = counts[i]!;
+    const name = SINGLE[i]!;
     if (n === 0) throw new SipError('SIP_ERR_MISSING_HEADER', `missing ${name} header`);
     if (n > 1) throw new SipError('SIP_ERR_BAD_HEADER', `${n} ${name} headers where one is allowed`);
   }

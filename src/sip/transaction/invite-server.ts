@@ -1,7 +1,8 @@
 import { InvalidStateError } from '../../util/errors.js';
 import type { SipRequest, SipResponse } from '../message/message.js';
 import type { Flow } from '../transport/types.js';
-import { type AbsorbVerdict, type EdgeTable, ServerTransaction, type Transaction, type TransactionEnv } from './transaction.js';
+import { createResponse } from './response.js';
+import { type AbsorbVerdict, type EdgeTable, ServerTransaction, type Transaction, type TransactionEnv, noop } from './transaction.js';
 import type { ServerCore } from './types.js';
 
 /**
@@ -23,6 +24,8 @@ export class InviteServerTransaction extends ServerTransaction {
 
   readonly kind = 'IST' as const;
   #timerG = 0;
+  /** A 100 Trying of our own is armed and nothing has been sent yet (see startTrying). */
+  #tryingPending = false;
 
   constructor(env: TransactionEnv, id: string, request: SipRequest, flow: Flow, core: ServerCore, removed: (txn: Transaction) => void) {
     // §17.2.1: "When a server transaction is constructed for a request, it enters the
@@ -30,7 +33,35 @@ export class InviteServerTransaction extends ServerTransaction {
     super(env, id, 'Proceeding', InviteServerTransaction.edges, request, flow, core, removed);
   }
 
-  protected handleResponse(res: SipResponse): Promise<void> {
+  /**
+   * §17.2.1: "The server transaction MUST generate a 100 (Trying) response unless it knows that
+   * the TU will generate a provisional or final response within 200 ms, in which case it MAY
+   * generate a 100 (Trying) response." With `delayMs` 0 the 100 goes out at once; otherwise it
+   * goes out only if the TU has sent nothing after `delayMs` (at most 200 ms keeps the MUST), or
+   * at once when the INVITE is retransmitted before that (see receiveRequest).
+   */
+  startTrying(delayMs: number): void {
+    if (delayMs <= 0) {
+      this.#sendTrying();
+      return;
+    }
+    this.#tryingPending = true;
+    this.startTimer('Trying', delayMs);
+  }
+
+  #sendTrying(): void {
+    this.#tryingPending = false;
+    const req = this.request;
+    if (this.state !== 'Proceeding' || this.lastResponse || !req) return;
+    this.respond(createResponse(req, 100)).catch(noop);
+  }
+
+  protected handleResponse(res: SipResponse, wire?: Buffer): Promise<void> {
+    if (this.#tryingPending) {
+      // The TU answered first: our own 100 is not needed any more.
+      this.#tryingPending = false;
+      this.stopTimer('Trying');
+    }
     const s = res.status;
     switch (this.state) {
       case 'Proceeding':
@@ -40,7 +71,7 @@ export class InviteServerTransaction extends ServerTransaction {
           // of these MUST be passed to the transport layer for transmission. They are not sent
           // reliably by the transaction layer (they are not retransmitted by it) and do not
           // cause a change in the state of the server transaction."
-          this.record(res);
+          this.record(res, wire);
           return this.sendResponse(res);
         }
         if (s < 300) {
@@ -49,10 +80,10 @@ export class InviteServerTransaction extends ServerTransaction {
           // transport layer for transmission. It is not retransmitted by the server
           // transaction; retransmissions of 2xx responses are handled by the TU. The server
           // transaction MUST then transition to the "Accepted" state." Timer L = 64*T1.
-          this.record(res);
+          this.record(res, wire);
           this.transition('Accepted');
-          this.timers.start('L', this.t.L, () => this.#onTimerL());
-          return this.sendResponse(res);
+          this.startTimer('L', this.t.L);
+          return this.#sendThenLinger(res, true);
         }
         // §17.2.1: "While in the "Proceeding" state, if the TU passes a response with status
         // code from 300 to 699 to the server transaction, the response MUST be passed to the
@@ -60,25 +91,43 @@ export class InviteServerTransaction extends ServerTransaction {
         // state. For unreliable transports, timer G is set to fire in T1 seconds, and is not
         // set to fire for reliable transports." "When the "Completed" state is entered, timer
         // H MUST be set to fire in 64*T1 seconds for all transports."
-        this.record(res);
+        this.record(res, wire);
         this.transition('Completed');
         if (this.t.G !== null) {
           this.#timerG = this.t.G;
           this.timers.start('G', this.#timerG, () => this.#onTimerG());
         }
         this.timers.start('H', this.t.H, () => this.#onTimerH());
-        return this.sendResponse(res);
+        // Completed keeps the response (G, INVITE retransmissions), not the request.
+        return this.#sendThenLinger(res, false);
       case 'Accepted':
         // RFC 6026 §7.1: "While in the "Accepted" state, if the TU passes a 2xx response, the
         // server transaction MUST pass the response to the transport layer for transmission."
         if (s >= 200 && s < 300) {
-          this.record(res);
-          return this.sendResponse(res);
+          this.record(res, wire);
+          return this.#sendThenLinger(res, true);
         }
         throw new InvalidStateError(`IST ${this.id}: ${s} not allowed in Accepted (a 2xx was sent)`);
       default:
         throw new InvalidStateError(`IST ${this.id}: cannot send ${s} in state ${this.state}`);
     }
+  }
+
+  /**
+   * Sends a final response, then drops what the lingering state does not need: always the
+   * request; in Accepted (RFC 6026 §7.1) the response too, since 2xx retransmissions are the
+   * TU's job and INVITE retransmissions are absorbed.
+   */
+  #sendThenLinger(res: SipResponse, accepted: boolean): Promise<void> {
+    const sent = this.sendResponse(res);
+    this.releaseRequest();
+    if (accepted) this.releaseResponse();
+    return sent;
+  }
+
+  protected override onTimer(name: string): void {
+    if (name === 'Trying') this.#sendTrying();
+    else if (name === 'L') this.#onTimerL();
   }
 
   // §17.2.1: "If timer G fires, the response is passed to the transport layer once more for
@@ -127,6 +176,8 @@ export class InviteServerTransaction extends ServerTransaction {
           this.transition('Confirmed');
           this.timers.stop('G');
           this.timers.stop('H');
+          // Confirmed only absorbs ACKs: the response will not be sent again.
+          this.releaseResponse();
           this.arm('I', this.t.I, () => this.#onTimerI());
           return 'absorbed';
         case 'Accepted':
@@ -143,8 +194,10 @@ export class InviteServerTransaction extends ServerTransaction {
       case 'Proceeding':
         // §17.2.1: "If a request retransmission is received while in the "Proceeding" state,
         // the most recent provisional response that was received from the TU MUST be passed
-        // to the transport layer for retransmission."
-        this.resendLast();
+        // to the transport layer for retransmission." A deferred 100 Trying goes out now: the
+        // client is retransmitting, so it should hear from us at once.
+        if (this.#tryingPending) this.#sendTrying();
+        else this.resendLast();
         break;
       case 'Completed':
         // "Furthermore, while in the "Completed" state, if a request retransmission is

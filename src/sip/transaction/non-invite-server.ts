@@ -28,13 +28,13 @@ export class NonInviteServerTransaction extends ServerTransaction {
     super(env, id, 'Trying', NonInviteServerTransaction.edges, request, flow, core, removed);
   }
 
-  protected handleResponse(res: SipResponse): Promise<void> {
+  protected handleResponse(res: SipResponse, wire?: Buffer): Promise<void> {
     if (this.state !== 'Trying' && this.state !== 'Proceeding') {
       // §17.2.2: "Any other final responses passed by the TU to the server transaction MUST be
       // discarded while in the "Completed" state." We discard and tell the caller.
       throw new InvalidStateError(`NIST ${this.id}: cannot send ${res.status} in state ${this.state}`);
     }
-    this.record(res);
+    this.record(res, wire);
     if (res.status < 200) {
       // "While in the "Trying" state, if the TU passes a provisional response to the server
       // transaction, the server transaction MUST enter the "Proceeding" state. The response
@@ -49,10 +49,18 @@ export class NonInviteServerTransaction extends ServerTransaction {
     // MUST be passed to the transport layer for transmission." (same from "Trying")
     this.transition('Completed');
     const sent = this.sendResponse(res);
+    // Completed keeps only the final response (as bytes), for request retransmissions.
+    this.releaseRequest();
+    this.compactResponse();
     // "When the server transaction enters the "Completed" state, it MUST set Timer J to fire in
     // 64*T1 seconds for unreliable transports, and zero seconds for reliable transports."
-    this.arm('J', this.t.J, () => this.#onTimerJ());
+    if (this.t.J <= 0) this.#onTimerJ();
+    else this.startTimer('J', this.t.J);
     return sent;
+  }
+
+  protected override onTimer(name: string): void {
+    if (name === 'J') this.#onTimerJ();
   }
 
   // "The server transaction remains in this state until Timer J fires, at which point it MUST

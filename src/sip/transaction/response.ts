@@ -33,6 +33,7 @@ export function createResponse(req: SipRequest, status: number, reason?: string,
     }
   }
   if (vias === 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
+  res.shareView(req, 'via');
   res.add('From', required(req, 'from'));
   let to = required(req, 'to');
   if (status > 100 && req.toTag === undefined) to += `;tag=${toTag ?? newTag()}`;

@@ -5,6 +5,7 @@ import { SipError } from '../message/errors.js';
 import { type HeaderField, type SipMessage, SipRequest, SipResponse } from '../message/message.js';
 import type { Via } from '../message/via.js';
 import type { Destination, Flow, TransportSender } from '../transport/types.js';
+import { FixedDelayQueue } from './fixed-delay-queue.js';
 import { InviteClientTransaction } from './invite-client.js';
 import { InviteServerTransaction } from './invite-server.js';
 import { NonInviteClientTransaction } from './non-invite-client.js';
@@ -27,10 +28,17 @@ export interface TransactionLayerOptions {
   clock?: Clock;
   timers?: Partial<TimerSettings>;
   /**
-   * Send 100 Trying as soon as a new INVITE arrives (default true). §17.2.1 lets the server
-   * transaction skip it only if the TU answers within 200 ms; we never wait.
+   * The INVITE server transaction sends 100 Trying itself (default true, §17.2.1). When false
+   * the 100 is left to the TU.
    */
   autoTrying?: boolean;
+  /**
+   * With autoTrying: how long a new INVITE server transaction waits for the TU's first response
+   * before it sends its own 100 Trying (§17.2.1 lets it skip the 100 when the TU responds within
+   * 200 ms). 0 (default) sends the 100 at once; a retransmitted INVITE always gets it at once.
+   * Values above 200 ms break the RFC's MUST and are rejected.
+   */
+  tryingDelayMs?: number;
   /** Receives exceptions thrown by TU/core callbacks (default: process.emitWarning). */
   onCallbackError?: (err: unknown) => void;
 }
@@ -51,9 +59,11 @@ export type ExtraHeaders = ReadonlyArray<HeaderField> | ReadonlyArray<readonly [
 /** RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin with the characters "z9hG4bK"." */
 const MAGIC_COOKIE = 'z9hG4bK';
 
-function sentBy(v: Via): string {
-  return `${v.host.toLowerCase()}:${v.port ?? ''}`;
-}
+/*
+ * Matching keys live as long as their transaction (32 s when it lingers). They are built with
+ * join(), which makes a flat string: a template literal would make a rope of slices of the
+ * parsed message text, keeping that whole text alive with the key.
+ */
 
 function clientKey(branch: string, method: string): string {
   return `${branch} ${method}`;
@@ -71,6 +81,7 @@ function defaultCallbackError(err: unknown): void {
 export class TransactionLayer {
   readonly #core: ServerCore;
   readonly #autoTrying: boolean;
+  readonly #tryingDelayMs: number;
   readonly #env: TransactionEnv;
   /** §17.1.3 key (branch + CSeq method) → client transaction. */
   readonly #client = new Map<string, ClientTransaction>();
@@ -81,16 +92,29 @@ export class TransactionLayer {
   /** §8.2.2.2: From tag + Call-ID + CSeq → the first ongoing server transaction with them. */
   readonly #merge = new Map<string, ServerTransaction>();
   readonly #all = new Set<Transaction>();
+  readonly #queues = new Map<number, FixedDelayQueue<Transaction>>();
   #closed = false;
 
   constructor(opts: TransactionLayerOptions) {
     this.#core = opts.core;
     this.#autoTrying = opts.autoTrying ?? true;
+    const delay = opts.tryingDelayMs ?? 0;
+    if (!Number.isFinite(delay) || delay < 0 || delay > 200) throw new TypeError(`tryingDelayMs must be 0..200, got ${delay}`);
+    this.#tryingDelayMs = delay;
+    const clock = opts.clock ?? realClock;
+    const settings = resolveTimerSettings(opts.timers);
+    // Every call leaves an INVITE and a BYE server transaction lingering 64*T1 (Timer L/J),
+    // and every INVITE arms the deferred 100 Trying: those wait in shared queues.
+    const expire = (t: Transaction): void => t.queuedTimerFired();
+    for (const ms of [64 * settings.T1, delay]) {
+      if (ms > 0 && !this.#queues.has(ms)) this.#queues.set(ms, new FixedDelayQueue<Transaction>(clock, ms, expire));
+    }
     this.#env = {
       transport: opts.transport,
-      clock: opts.clock ?? realClock,
-      settings: resolveTimerSettings(opts.timers),
+      clock,
+      settings,
       onCallbackError: opts.onCallbackError ?? defaultCallbackError,
+      queues: this.#queues,
     };
   }
 
@@ -126,6 +150,7 @@ export class TransactionLayer {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of [...this.#all]) t.dispose();
+    for (const q of this.#queues.values()) q.clear();
     this.#client.clear();
     this.#server.clear();
     this.#server2543.clear();
@@ -137,8 +162,9 @@ export class TransactionLayer {
   /**
    * Starts a client transaction for `req` (anything but ACK) towards `dest`. The request's top
    * Via must carry the branch (§8.1.1.7). Transport failures reach `tu.onTransportError`.
+   * `wire`, when given, is `req.toBuffer()` done already (sent as is, also on retransmission).
    */
-  request(req: SipRequest, dest: Destination, tu: ClientTransactionUser): ClientTransactionHandle {
+  request(req: SipRequest, dest: Destination, tu: ClientTransactionUser, wire?: Buffer): ClientTransactionHandle {
     if (this.#closed) throw new InvalidStateError('transaction layer closed');
     if (req.method === 'ACK') throw new TypeError('ACK does not create a client transaction (§17.1.1.3, §13.2.2.4)');
     const branch = req.topVia.params.get('branch');
@@ -157,6 +183,7 @@ export class TransactionLayer {
         : new NonInviteClientTransaction(this.#env, key, req, dest, tu, reliable, removed);
     this.#client.set(key, txn);
     this.#all.add(txn);
+    if (wire) txn.requestWire = wire;
     txn.start();
     return txn;
   }
@@ -252,16 +279,19 @@ export class TransactionLayer {
   }
 
   #receiveRequest(req: SipRequest, flow: Flow): void {
-    const txn = this.#matchServer(req, req.method);
     if (req.method === 'ACK') {
       // §17.2.3: "the ACK ... matches the INVITE transaction"; when none matches it is the ACK
       // for a 2xx, which forms no transaction and goes to the core (§17.1.1.3).
-      if (txn instanceof InviteServerTransaction) {
-        if (txn.receiveRequest(req, flow) === 'absorbed') return;
+      const ist = this.#matchServer(req, 'ACK');
+      if (ist instanceof InviteServerTransaction) {
+        if (ist.receiveRequest(req, flow) === 'absorbed') return;
       }
       this.#safe(() => this.#core.onRequest(req, null, flow));
       return;
     }
+    // The §17.2.3 key of the request is also the key of the transaction it would create.
+    const key = this.#serverKey(req, req.method);
+    const txn = this.#matchServer(req, req.method, key);
     if (txn) {
       txn.receiveRequest(req, flow);
       return;
@@ -274,21 +304,21 @@ export class TransactionLayer {
     // a 482 (Loop Detected) response and pass it to the server transaction."
     const mkey = this.#mergeKey(req);
     if (req.toTag === undefined && mkey !== undefined && this.#merge.has(mkey)) {
-      const looped = this.#createServer(req, flow, false);
+      const looped = this.#createServer(req, flow, undefined, key);
       looped.respond(createResponse(req, 482)).catch(noop);
       return;
     }
 
     if (req.method === 'CANCEL') {
-      this.#receiveCancel(req, flow);
+      this.#receiveCancel(req, flow, key);
       return;
     }
 
-    const created = this.#createServer(req, flow, true);
+    const created = this.#createServer(req, flow, mkey, key);
     if (created instanceof InviteServerTransaction && this.#autoTrying) {
       // §17.2.1: "The server transaction MUST generate a 100 (Trying) response unless it knows
       // that the TU will generate a provisional or final response within 200 ms".
-      created.respond(createResponse(req, 100)).catch(noop);
+      created.startTrying(this.#tryingDelayMs);
     }
     if (created.terminated) return;
     // §17.2.1: "The request MUST be passed to the TU."
@@ -302,8 +332,8 @@ export class TransactionLayer {
    * applying the transaction matching procedures of Section 17.2.3." Only INVITE transactions
    * are looked up: cancelling a non-INVITE request has no effect (§9), so it gets 481 here.
    */
-  #receiveCancel(cancel: SipRequest, flow: Flow): void {
-    const nist = this.#createServer(cancel, flow, true);
+  #receiveCancel(cancel: SipRequest, flow: Flow, key: string): void {
+    const nist = this.#createServer(cancel, flow, this.#mergeKey(cancel), key);
     const invite = this.#matchServer(cancel, 'INVITE');
     if (!(invite instanceof InviteServerTransaction)) {
       // "If the UAS did not find a matching transaction for the CANCEL according to the
@@ -314,7 +344,7 @@ export class TransactionLayer {
     }
     // "The To tag of the response to the CANCEL and the To tag in the response to the original
     // request SHOULD be the same."
-    const tag = invite.lastResponse?.toTag ?? newTag();
+    const tag = invite.lastToTag ?? newTag();
     // "Regardless of the method of the original request, as long as the CANCEL matched an
     // existing transaction, the UAS answers the CANCEL request itself with a 200 (OK)
     // response."
@@ -323,8 +353,9 @@ export class TransactionLayer {
     // with a 487 (Request Terminated)." — only while it has no final response: "if the UAS has
     // already given a final response ... the CANCEL request has no effect".
     let answered487 = false;
-    if (!invite.finalSent && !invite.terminated) {
-      invite.respond(createResponse(invite.request, 487, undefined, tag)).catch(noop);
+    const inviteReq = invite.request;
+    if (!invite.finalSent && !invite.terminated && inviteReq) {
+      invite.respond(createResponse(inviteReq, 487, undefined, tag)).catch(noop);
       answered487 = true;
     }
     this.#safe(() => this.#core.onCancel(cancel, invite, answered487, flow));
@@ -340,11 +371,11 @@ export class TransactionLayer {
    * and 3. the method of the request matches the one that created the transaction, except for
    * ACK, where the method of the request that created the transaction is INVITE."
    */
-  #matchServer(req: SipRequest, method: string): ServerTransaction | undefined {
+  #matchServer(req: SipRequest, method: string, key?: string): ServerTransaction | undefined {
     const m = method === 'ACK' ? 'INVITE' : method;
     const via = req.topVia;
     const branch = via.params.get('branch');
-    if (branch && branch.startsWith(MAGIC_COOKIE)) return this.#server.get(this.#key3261(branch, via, m));
+    if (branch && branch.startsWith(MAGIC_COOKIE)) return this.#server.get(key ?? this.#key3261(branch, via, m));
     // §17.2.3: "If the branch parameter in the top Via header field is not present, or does not
     // contain the magic cookie, the following procedures are used. ... The INVITE request
     // matches a transaction if the Request-URI, To tag, From tag, Call-ID, CSeq, and top Via
@@ -356,18 +387,25 @@ export class TransactionLayer {
     // transaction if the Request-URI, To tag, From tag, Call-ID, CSeq (including the method),
     // and top Via header field match those of the request that created the transaction."
     // Header fields are compared as written (after trimming).
-    const candidates = this.#server2543.get(this.#key2543(req, m));
+    const candidates = this.#server2543.get(key ?? this.#key2543(req, m));
     if (!candidates) return undefined;
     const toTag = req.toTag;
     for (const t of candidates) {
-      const expected = req.method === 'ACK' ? t.lastResponse?.toTag : t.request.toTag;
+      const expected = req.method === 'ACK' ? t.lastToTag : t.requestToTag;
       if (expected === toTag) return t;
     }
     return undefined;
   }
 
+  /** The §17.2.3 key of a transaction created by `req` (RFC 3261 branch, else RFC 2543 fields). */
+  #serverKey(req: SipRequest, method: string): string {
+    const via = req.topVia;
+    const branch = via.params.get('branch');
+    return branch && branch.startsWith(MAGIC_COOKIE) ? this.#key3261(branch, via, method) : this.#key2543(req, method);
+  }
+
   #key3261(branch: string, via: Via, method: string): string {
-    return `${branch} ${sentBy(via)} ${method}`;
+    return [branch, ' ', via.host.toLowerCase(), ':', via.port ?? '', ' ', method].join('');
   }
 
   #key2543(req: SipRequest, method: string): string {
@@ -377,45 +415,55 @@ export class TransactionLayer {
   #mergeKey(req: SipRequest): string | undefined {
     const ft = req.fromTag;
     if (ft === undefined) return undefined;
-    return `${ft} ${req.callId} ${req.cseq.seq} ${req.cseq.method}`;
+    return [ft, ' ', req.callId, ' ', req.cseq.seq, ' ', req.cseq.method].join('');
   }
 
-  /** Creates and indexes a server transaction; `mergeable` registers it for §8.2.2.2 checks. */
-  #createServer(req: SipRequest, flow: Flow, mergeable: boolean): ServerTransaction {
-    const via = req.topVia;
-    const branch = via.params.get('branch');
+  /**
+   * Creates and indexes a server transaction under `key` (its #serverKey); `mkey`, when given,
+   * registers it for §8.2.2.2 checks.
+   */
+  #createServer(req: SipRequest, flow: Flow, mkey: string | undefined, key: string): ServerTransaction {
+    const branch = req.topVia.params.get('branch');
     const rfc3261 = !!branch && branch.startsWith(MAGIC_COOKIE);
-    const key = rfc3261 ? this.#key3261(branch, via, req.method) : this.#key2543(req, req.method);
-    const mkey = mergeable ? this.#mergeKey(req) : undefined;
-    const removed = (t: Transaction): void => {
-      this.#all.delete(t);
-      if (rfc3261) {
-        if (this.#server.get(key) === t) this.#server.delete(key);
-      } else {
-        const list = this.#server2543.get(key);
-        if (list) {
-          const i = list.indexOf(t as ServerTransaction);
-          if (i >= 0) list.splice(i, 1);
-          if (list.length === 0) this.#server2543.delete(key);
-        }
-      }
-      if (mkey !== undefined && this.#merge.get(mkey) === t) this.#merge.delete(mkey);
-    };
     const id = rfc3261 ? key : `2543:${key.replace(/\n/g, ' ')}`;
     const txn: ServerTransaction =
       req.method === 'INVITE'
-        ? new InviteServerTransaction(this.#env, id, req, flow, this.#core, removed)
-        : new NonInviteServerTransaction(this.#env, id, req, flow, this.#core, removed);
+        ? new InviteServerTransaction(this.#env, id, req, flow, this.#core, this.#serverRemoved)
+        : new NonInviteServerTransaction(this.#env, id, req, flow, this.#core, this.#serverRemoved);
+    txn.matchKey = key;
+    // RFC 2543 matching compares the request's To tag; RFC 3261 transactions never need it.
+    if (!rfc3261) txn.requestToTag = req.toTag;
     if (rfc3261) this.#server.set(key, txn);
     else {
       const list = this.#server2543.get(key);
       if (list) list.push(txn);
       else this.#server2543.set(key, [txn]);
     }
-    if (mkey !== undefined && !this.#merge.has(mkey)) this.#merge.set(mkey, txn);
+    if (mkey !== undefined && !this.#merge.has(mkey)) {
+      this.#merge.set(mkey, txn);
+      txn.mergeKey = mkey;
+    }
     this.#all.add(txn);
     return txn;
   }
+
+  /** One callback for every server transaction (no closure per transaction). */
+  readonly #serverRemoved = (t: Transaction): void => {
+    const txn = t as ServerTransaction;
+    this.#all.delete(txn);
+    const key = txn.matchKey;
+    if (this.#server.get(key) === txn) this.#server.delete(key);
+    else {
+      const list = this.#server2543.get(key);
+      if (list) {
+        const i = list.indexOf(txn);
+        if (i >= 0) list.splice(i, 1);
+        if (list.length === 0) this.#server2543.delete(key);
+      }
+    }
+    const mkey = txn.mergeKey;
+    if (mkey !== undefined && this.#merge.get(mkey) === txn) this.#merge.delete(mkey);
+  };
 
   #safe(fn: () => void): void {
     try {

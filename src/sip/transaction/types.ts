@@ -66,15 +66,25 @@ export interface ServerCore {
 
 export interface ServerTransactionHandle {
   readonly id: string;
-  readonly request: SipRequest;
+  /**
+   * The request that created the transaction; undefined once the final response was sent (a
+   * lingering transaction keeps only what retransmissions need).
+   */
+  readonly request: SipRequest | undefined;
   readonly flow: Flow;
   readonly state: TransactionState;
-  /** The last response sent (retransmitted on request retransmissions). */
+  /**
+   * The last response sent (retransmitted on request retransmissions); released, like the
+   * request, once no retransmission of it can be asked for any more (IST Accepted/Confirmed).
+   */
   readonly lastResponse: SipResponse | undefined;
   /** True once a final (>=200) response was sent. */
   readonly finalSent: boolean;
-  /** Sends a response through the transaction (RFC 3261 §17.2.1/§17.2.2 rules apply). */
-  respond(res: SipResponse): Promise<void>;
+  /**
+   * Sends a response through the transaction (RFC 3261 §17.2.1/§17.2.2 rules apply). `wire`,
+   * when given, is `res.toBuffer()` done already; it is sent, and re-sent on retransmission.
+   */
+  respond(res: SipResponse, wire?: Buffer): Promise<void>;
   /**
    * Terminates the transaction without sending anything more (e.g. silently discarding a
    * request); later retransmissions of the request start a new transaction. Idempotent.

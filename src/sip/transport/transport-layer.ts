@@ -214,35 +214,56 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   // ---------------------------------------------------------------------------------------
   // Sending
 
-  /** Sends a request (or ACK/CANCEL/stateless response) to `dest`; resolves with the flow used. */
-  async send(msg: SipMessage, dest: Destination): Promise<Flow> {
-    this.#assertOpen();
-    const buf = msg.toBuffer();
+  /**
+   * Sends a request (or ACK/CANCEL/stateless response) to `dest`; resolves with the flow used.
+   * `wire`, when given, is `msg` already serialized (`msg.toBuffer()`), sent as is.
+   */
+  send(msg: SipMessage, dest: Destination, wire?: Buffer): Promise<Flow> {
+    let buf: Buffer;
     try {
-      if (dest.protocol === 'udp') {
-        const ep = this.#pickUdp(dest);
-        const host = normalizeIp(dest.host);
-        await ep.send(buf, dest.port, host);
-        this.#stats.messagesOut++;
-        this.#logWire('send', buf, dest.protocol, host, dest.port);
-        return {
-          protocol: 'udp',
-          localAddress: ep.host,
-          localPort: ep.port,
-          remoteAddress: host,
-          remotePort: dest.port,
-          reliable: false,
-        };
+      this.#assertOpen();
+      buf = wire ?? msg.toBuffer();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (dest.protocol !== 'udp') return this.#sendStream(buf, dest);
+    // UDP: one promise, no async layers; the datagram leaves synchronously (see UdpEndpoint).
+    return new Promise<Flow>((resolve, reject) => {
+      const host = normalizeIp(dest.host);
+      let ep: UdpEndpoint;
+      try {
+        ep = this.#pickUdp(dest, host);
+      } catch (err) {
+        reject(this.#sendFailed(err));
+        return;
       }
+      ep.send(buf, dest.port, host, (err) => {
+        if (err) {
+          reject(this.#sendFailed(err));
+          return;
+        }
+        this.#stats.messagesOut++;
+        this.#logWire('send', buf, 'udp', host, dest.port);
+        resolve({ protocol: 'udp', localAddress: ep.host, localPort: ep.port, remoteAddress: host, remotePort: dest.port, reliable: false });
+      });
+    });
+  }
+
+  async #sendStream(buf: Buffer, dest: Destination): Promise<Flow> {
+    try {
       const conn = await this.#getConnection(dest);
       await conn.write(buf);
       this.#stats.messagesOut++;
       this.#logWire('send', buf, conn.protocol, conn.flow.remoteAddress, conn.flow.remotePort);
       return { ...conn.flow };
     } catch (err) {
-      this.#stats.sendErrors++;
-      throw err instanceof TransportError ? err : new TransportError('send', (err as Error).message, { cause: err });
+      throw this.#sendFailed(err);
     }
+  }
+
+  #sendFailed(err: unknown): TransportError {
+    this.#stats.sendErrors++;
+    return err instanceof TransportError ? err : new TransportError('send', (err as Error).message, { cause: err });
   }
 
   /**
@@ -253,32 +274,41 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
    * address in the 'received' parameter, if present, using the port in the 'sent-by' value, or
    * the default port for that transport, if no port is specified."
    * Unreliable: RFC 3581 §4 — to the source address and `rport` port (see responseTarget).
+   * `wire`, when given, is `res` already serialized. Resolves once the message was sent.
    */
-  async sendResponse(res: SipResponse, flow: Flow): Promise<void> {
-    this.#assertOpen();
-    if (flow.reliable) {
-      const open = (flow.connectionId !== undefined ? this.#conns.get(flow.connectionId) : undefined) ?? this.#aliases.get(aliasKey(flow.protocol, flow.remoteAddress, flow.remotePort));
-      if (open?.isOpen) {
-        const buf = res.toBuffer();
-        try {
-          await open.write(buf);
-        } catch (err) {
-          this.#stats.sendErrors++;
-          throw err;
-        }
-        this.#stats.messagesOut++;
-        this.#logWire('send', buf, open.protocol, open.flow.remoteAddress, open.flow.remotePort);
-        return;
+  sendResponse(res: SipResponse, flow: Flow, wire?: Buffer): Promise<void> {
+    let dest: Destination;
+    try {
+      this.#assertOpen();
+      if (flow.reliable) return this.#sendResponseStream(res, flow, wire);
+      const target = responseTarget(res.topVia, flow.remoteAddress);
+      dest = { protocol: 'udp', host: target.host, port: target.port, localAddress: flow.localAddress, localPort: flow.localPort };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // The flow it resolves with is not part of this method's contract (void).
+    return this.send(res, dest, wire) as Promise<unknown> as Promise<void>;
+  }
+
+  async #sendResponseStream(res: SipResponse, flow: Flow, wire: Buffer | undefined): Promise<void> {
+    const open = (flow.connectionId !== undefined ? this.#conns.get(flow.connectionId) : undefined) ?? this.#aliases.get(aliasKey(flow.protocol, flow.remoteAddress, flow.remotePort));
+    if (open?.isOpen) {
+      const buf = wire ?? res.toBuffer();
+      try {
+        await open.write(buf);
+      } catch (err) {
+        this.#stats.sendErrors++;
+        throw err;
       }
-      const via = res.topVia;
-      const received = via.params.get('received');
-      let host = received && net.isIP(received) ? received : via.host;
-      if (!net.isIP(host)) host = flow.remoteAddress;
-      await this.send(res, { protocol: flow.protocol, host, port: via.port ?? defaultPort(flow.protocol) });
+      this.#stats.messagesOut++;
+      this.#logWire('send', buf, open.protocol, open.flow.remoteAddress, open.flow.remotePort);
       return;
     }
-    const target = responseTarget(res.topVia, flow.remoteAddress);
-    await this.send(res, { protocol: 'udp', host: target.host, port: target.port, localAddress: flow.localAddress, localPort: flow.localPort });
+    const via = res.topVia;
+    const received = via.params.get('received');
+    let host = received && net.isIP(received) ? received : via.host;
+    if (!net.isIP(host)) host = flow.remoteAddress;
+    await this.send(res, { protocol: flow.protocol, host, port: via.port ?? defaultPort(flow.protocol) }, wire);
   }
 
   /**
@@ -307,8 +337,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   }
 
   /** UDP: the listen socket of the destination's family, preferring the pinned local address/port. */
-  #pickUdp(dest: Destination): UdpEndpoint {
-    const fam = net.isIPv6(normalizeIp(dest.host)) ? 6 : 4;
+  #pickUdp(dest: Destination, host: string): UdpEndpoint {
+    // `host` is normalizeIp(dest.host): an IPv6 literal is the only form with a colon.
+    const fam = host.indexOf(':') >= 0 ? 6 : 4;
+    const only = this.#udp.length === 1 ? this.#udp[0]! : undefined;
+    if (only && (only.family === fam || (fam === 4 && only.family === 6 && isAny(only.host)))) return only;
     const cands = this.#udp.filter((u) => u.family === fam || (fam === 4 && u.family === 6 && isAny(u.host)));
     const pinned =
       cands.find((u) => sameAddr(u.host, dest.localAddress) && u.port === dest.localPort) ??
@@ -559,7 +592,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
     this.#stats.messagesIn++;
     this.#logWire('recv', buf, flow.protocol, flow.remoteAddress, flow.remotePort);
     if (conn && msg instanceof SipRequest) this.#viaAlias(msg, conn);
-    this.#safeEmit('message', msg, { ...flow });
+    // A datagram's flow was made for it; a connection's is shared, so listeners get a copy.
+    this.#safeEmit('message', msg, conn ? { ...flow } : flow);
   }
 
   /**

@@ -61,8 +61,14 @@ export interface ListenPoint extends ListenSpec {
 
 /** What the transaction layer needs from the transport layer. */
 export interface TransportSender {
-  /** Sends a request (or ACK/CANCEL) to `dest`; resolves with the flow used. Rejects on connect/TLS failure. */
-  send(msg: SipMessage, dest: Destination): Promise<Flow>;
-  /** RFC 3261 §18.2.2: sends a response back along `flow` per the top Via (received/rport/maddr). */
-  sendResponse(res: SipResponse, flow: Flow): Promise<void>;
+  /**
+   * Sends a request (or ACK/CANCEL) to `dest`; resolves with the flow used. Rejects on
+   * connect/TLS failure. `wire`, when given, is `msg.toBuffer()` done already (sent as is).
+   */
+  send(msg: SipMessage, dest: Destination, wire?: Buffer): Promise<Flow>;
+  /**
+   * RFC 3261 §18.2.2: sends a response back along `flow` per the top Via (received/rport/maddr).
+   * `wire`, when given, is `res.toBuffer()` done already (sent as is).
+   */
+  sendResponse(res: SipResponse, flow: Flow, wire?: Buffer): Promise<void>;
 }

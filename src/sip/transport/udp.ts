@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { type LookupOneOptions, lookup as dnsLookup } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { TransportError } from './errors.js';
 import type { ListenSpec } from './types.js';
 
@@ -24,6 +25,7 @@ export class UdpEndpoint {
       type: this.family === 6 ? 'udp6' : 'udp4',
       recvBufferSize: bufferBytes,
       sendBufferSize: bufferBytes,
+      lookup: literalLookup,
     });
     this.#socket.on('message', (buf, rinfo) => onDatagram(buf, rinfo.address, rinfo.port));
     this.#socket.on('error', onError);
@@ -55,16 +57,15 @@ export class UdpEndpoint {
     return { recv: this.#socket.getRecvBufferSize(), send: this.#socket.getSendBufferSize() };
   }
 
-  send(buf: Buffer, port: number, host: string): Promise<void> {
-    if (this.#closed) return Promise.reject(new TransportError('closed', 'udp socket closed'));
+  /** Sends one datagram; `done` gets the outcome (a TransportError on failure). */
+  send(buf: Buffer, port: number, host: string, done: (err: TransportError | undefined) => void): void {
+    if (this.#closed) {
+      done(new TransportError('closed', 'udp socket closed'));
+      return;
+    }
     // A v6 socket reaches an IPv4 destination through the IPv4-mapped form (dual stack).
     const to = this.family === 6 && !isIPv6(host) ? `::ffff:${host}` : host;
-    return new Promise((resolve, reject) => {
-      this.#socket.send(buf, port, to, (err) => {
-        if (err) reject(new TransportError('send', `udp send to ${host}:${port}: ${err.message}`, { cause: err }));
-        else resolve();
-      });
-    });
+    this.#socket.send(buf, port, to, (err) => done(err ? new TransportError('send', `udp send to ${host}:${port}: ${err.message}`, { cause: err }) : undefined));
   }
 
   close(): Promise<void> {
@@ -79,4 +80,15 @@ export class UdpEndpoint {
     });
     return this.#closing;
   }
+}
+
+/**
+ * dgram's address lookup. Destinations reaching the transport are IP literals (names are
+ * resolved above it), for which the default dns.lookup only defers the send by a tick: answer
+ * those at once and leave anything else to dns.lookup.
+ */
+function literalLookup(host: string, options: LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const f = isIP(host);
+  if (f !== 0) cb(null, host, f);
+  else dnsLookup(host, options, cb);
 }

@@ -1,10 +1,11 @@
 import { isIP } from 'node:net';
 import type { SipMessage } from '../message/message.js';
-import { splitList } from '../message/name-addr.js';
-import { type Via, formatVia, parseVia } from '../message/via.js';
+import type { Via } from '../message/via.js';
 
 /** Strips the IPv4-mapped prefix a dual-stack socket reports (`::ffff:192.0.2.1` → `192.0.2.1`). */
 export function normalizeIp(ip: string): string {
+  // Fast path: an IPv4 address or a name (no brackets, no colon) only needs lower case.
+  if (ip.indexOf(':') < 0 && ip.charCodeAt(0) !== 91) return ip.toLowerCase();
   const s = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(s);
   return (m ? m[1]! : s).toLowerCase();
@@ -23,32 +24,27 @@ export function normalizeIp(ip: string): string {
  * request, and then "received" MUST be inserted "even if it is identical to the value of the
  * 'sent-by' component".
  *
- * Returns whether the message was changed. Throws SipError when the top Via is malformed.
+ * Returns whether the message was changed. Throws SipError when the Via is malformed. The
+ * message's other parsed headers stay cached (only the top Via is replaced).
  */
 export function applyReceived(msg: SipMessage, srcIp: string, srcPort: number): boolean {
-  const idx = msg.headers.findIndex((h) => h.key === 'via');
-  if (idx < 0) return false;
-  const field = msg.headers[idx]!;
-  const parts = splitList(field.value);
-  const first = parts[0];
-  if (first === undefined) return false;
-  const via = parseVia(first);
+  if (!msg.has('via')) return false;
+  const top = msg.topVia;
   const ip = normalizeIp(srcIp);
+  const params = new Map(top.params);
   let changed = false;
-  const hasRport = via.params.has('rport');
-  if (hasRport && via.params.get('rport') === null) {
-    via.params.set('rport', String(srcPort));
+  const hasRport = params.has('rport');
+  if (hasRport && params.get('rport') === null) {
+    params.set('rport', String(srcPort));
     changed = true;
   }
-  const sameHost = isIP(via.host) !== 0 && normalizeIp(via.host) === ip;
-  if ((!sameHost || hasRport) && via.params.get('received') !== ip) {
-    via.params.set('received', ip);
+  const sameHost = isIP(top.host) !== 0 && normalizeIp(top.host) === ip;
+  if ((!sameHost || hasRport) && params.get('received') !== ip) {
+    params.set('received', ip);
     changed = true;
   }
   if (!changed) return false;
-  parts[0] = formatVia(via);
-  msg.headers[idx] = { ...field, value: parts.join(', ') };
-  msg.invalidate();
+  msg.setTopVia({ ...top, params });
   return true;
 }
 

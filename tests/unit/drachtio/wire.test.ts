@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseAppSip, wireHeaderName } from '../../../src/drachtio/app-sip.js';
+import { optionsFromArgs } from '../../../src/drachtio/cli.js';
+import { ConfigError } from '../../../src/drachtio/conf-xml.js';
 import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from '../../../src/drachtio/contacts.js';
 import { decode, safeField, wireTime } from '../../../src/drachtio/wire/codec.js';
 import { WireFramer, WireProtocolError } from '../../../src/drachtio/wire/framer.js';
@@ -58,7 +60,26 @@ describe('wire codec', () => {
 
   it('formats time as HH:MM:SS.uuuuuu (UTC) and keeps separators out of fields', () => {
     expect(wireTime(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 67)))).toBe('03:04:05.067000');
+    expect(wireTime(new Date(Date.UTC(2026, 0, 2, 23, 59, 59, 999)))).toBe('23:59:59.999000');
+    expect(wireTime(new Date(Date.UTC(2026, 0, 2, 0, 0, 0, 0)))).toBe('00:00:00.000000');
+    // Now (cached per millisecond): the same form, and the time of day of Date.now().
+    let t: number;
+    let now: string;
+    do {
+      t = Date.now();
+      now = wireTime();
+    } while (Date.now() !== t);
+    expect(now).toBe(wireTime(new Date(t)));
     expect(safeField('a|b\r\nc')).toBe('a b  c');
+  });
+
+  it('sip-server --trying-delay-ms sets when the server sends its own 100 Trying (0..200 ms)', () => {
+    const base = ['--contact', 'sip:127.0.0.1:5060;transport=udp'];
+    expect(optionsFromArgs(base).opts.tryingDelayMs).toBeUndefined();
+    expect(optionsFromArgs([...base, '--trying-delay-ms', '0']).opts.tryingDelayMs).toBe(0);
+    expect(optionsFromArgs([...base, '--trying-delay-ms', '150']).opts.tryingDelayMs).toBe(150);
+    expect(() => optionsFromArgs([...base, '--trying-delay-ms', '201'])).toThrow(ConfigError);
+    expect(() => optionsFromArgs([...base, '--trying-delay-ms', 'soon'])).toThrow(ConfigError);
   });
 });
 

@@ -168,6 +168,44 @@ describe('SipMessage typed views', () => {
     expect(m.topVia.host).toBe('192.0.2.1');
   });
 
+  it('setTopVia rewrites the first Via element in text and view and keeps the other views cached', () => {
+    const m = parseMessage(Buffer.from(INVITE));
+    validateMandatory(m);
+    const from = m.from;
+    const [, second, third] = m.vias;
+    const top = m.topVia;
+    m.setTopVia({ ...top, params: new Map([...top.params, ['received', '192.0.2.99']]) });
+    expect(m.get('via')).toBe('SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK776asdhds;rport;received=192.0.2.99');
+    expect(m.headers.find((h) => h.key === 'via')!.name).toBe('v');
+    expect(m.topVia.params.get('received')).toBe('192.0.2.99');
+    expect(top.params.has('received')).toBe(false); // the old view object is not changed
+    expect(m.vias.slice(1)).toEqual([second, third]);
+    expect(m.from).toBe(from); // still the cached object
+    // The view and the text agree: parsing the text again gives the same Vias.
+    const again = parseMessage(m.toBuffer());
+    expect(again.vias).toEqual(m.vias);
+  });
+
+  it('invalidate(name) drops one view only; shareView reuses a parsed view for copied lines', () => {
+    const m = parseMessage(Buffer.from(INVITE));
+    const from = m.from;
+    const to = m.to;
+    m.headers[m.headers.findIndex((h) => h.key === 'to')] = { name: 'To', key: 'to', value: '<sip:x@example.com>;tag=t2' };
+    m.invalidate('To');
+    expect(m.toTag).toBe('t2');
+    expect(m.to).not.toBe(to);
+    expect(m.from).toBe(from);
+    const res = new SipResponse(200, 'OK');
+    for (const v of m.getAll('via')) res.add('Via', v);
+    res.shareView(m, 'via'); // nothing parsed yet: nothing shared, res parses its own
+    expect(res.vias).not.toBe(m.vias);
+    const res2 = new SipResponse(200, 'OK');
+    for (const v of m.getAll('via')) res2.add('Via', v);
+    res2.shareView(m, 'via');
+    expect(res2.vias).toBe(m.vias);
+    expect(res2.vias).toEqual(res.vias);
+  });
+
   it('reads quoted display names with escaped quotes and formats them back', () => {
     const m = parseMessage(Buffer.from(BYE));
     expect(m.from.displayName).toBe('Alice "The Great"');

@@ -15,6 +15,8 @@ export interface Sent {
   msg: SipMessage;
   dest?: Destination;
   flow?: Flow;
+  /** The bytes the transaction handed over with the message (it serializes each one once). */
+  wire?: Buffer;
 }
 
 /**
@@ -42,8 +44,8 @@ export class RecordingTransport implements TransportSender {
     });
   }
 
-  sendResponse(res: SipResponse, flow: Flow): Promise<void> {
-    this.sent.push({ at: this.clock.now(), msg: res, flow });
+  sendResponse(res: SipResponse, flow: Flow, wire?: Buffer): Promise<void> {
+    this.sent.push({ at: this.clock.now(), msg: res, flow, ...(wire ? { wire } : {}) });
     if (this.failResponse?.(res)) return Promise.reject(new Error('connection reset'));
     return Promise.resolve();
   }
@@ -192,7 +194,7 @@ export interface Rig {
   errors: unknown[];
 }
 
-export function rig(opts: { timers?: Partial<TimerSettings>; autoTrying?: boolean } & Partial<Pick<TransactionLayerOptions, 'onCallbackError'>> = {}): Rig {
+export function rig(opts: { timers?: Partial<TimerSettings>; autoTrying?: boolean } & Partial<Pick<TransactionLayerOptions, 'onCallbackError' | 'tryingDelayMs'>> = {}): Rig {
   const clock = new FakeClock();
   const transport = new RecordingTransport(clock);
   const core = new RecordingCore(clock);
@@ -203,6 +205,7 @@ export function rig(opts: { timers?: Partial<TimerSettings>; autoTrying?: boolea
     clock,
     ...(opts.timers ? { timers: opts.timers } : {}),
     ...(opts.autoTrying !== undefined ? { autoTrying: opts.autoTrying } : {}),
+    ...(opts.tryingDelayMs !== undefined ? { tryingDelayMs: opts.tryingDelayMs } : {}),
     onCallbackError: opts.onCallbackError ?? ((e) => errors.push(e)),
   });
   return { clock, transport, core, layer, errors };

@@ -3,7 +3,7 @@ import { InvalidStateError } from '../../../../src/util/errors.js';
 import { InviteServerTransaction } from '../../../../src/sip/transaction/invite-server.js';
 import { createResponse } from '../../../../src/sip/transaction/response.js';
 import type { ServerTransactionHandle } from '../../../../src/sip/transaction/types.js';
-import type { SipRequest } from '../../../../src/sip/message/index.js';
+import { type SipRequest, SipResponse } from '../../../../src/sip/message/index.js';
 import { flowOf, flush, makeRequest, rig } from './helpers.js';
 
 /** The non-2xx ACK a UAC sends for `invite` (same branch, §17.1.1.3). */
@@ -166,6 +166,33 @@ describe('INVITE server transaction (RFC 3261 §17.2.1 + RFC 6026)', () => {
     expect(transport.responses(100)).toHaveLength(2);
   });
 
+  it('lingering in Accepted keeps neither the request nor the 2xx, only its To tag: a late CANCEL gets 200 with that tag, no 487', async () => {
+    const { clock, transport, core, inv, txn, layer } = start();
+    await txn.respond(createResponse(inv, 200, undefined, 'uas-tag'));
+    expect(txn.state).toBe('Accepted');
+    expect(txn.request).toBeUndefined();
+    expect(txn.lastResponse).toBeUndefined();
+    const branch = /branch=([^;]+)/.exec(inv.getAll('via')[0]!)![1]!;
+    const cancel = makeRequest('CANCEL', { branch, callId: inv.callId, fromTag: inv.fromTag!, cseq: inv.cseq.seq, uri: inv.uri });
+    clock.advance(100);
+    layer.receive(cancel, flowOf());
+    const ok = transport.responses(200).filter((r) => r.cseq.method === 'CANCEL');
+    expect(ok.map((r) => r.toTag)).toEqual(['uas-tag']);
+    expect(transport.responses(487)).toHaveLength(0);
+    expect(core.cancels.map((c) => [c.invite, c.answered487])).toEqual([[txn, false]]);
+  });
+
+  it('Completed (non-2xx) keeps the response bytes for timer G: every retransmission is the same bytes; the request is released', async () => {
+    const { clock, transport, inv, txn } = start();
+    await txn.respond(createResponse(inv, 486, undefined, 'uas'));
+    expect(txn.request).toBeUndefined();
+    clock.advance(1500);
+    const sent = transport.sent.filter((x) => x.msg instanceof SipResponse && x.msg.status === 486);
+    expect(sent.map((x) => x.at)).toEqual([0, 500, 1500]);
+    expect(sent.every((x) => x.wire !== undefined && x.wire.equals(sent[0]!.wire!))).toBe(true);
+    expect(sent[0]!.wire!.equals(createResponse(inv, 486, undefined, 'uas').toBuffer())).toBe(true);
+  });
+
   it('edge table (RFC 3261 Fig. 7 + RFC 6026 Fig. 5)', () => {
     expect(InviteServerTransaction.edges).toMatchObject({
       Proceeding: ['Accepted', 'Completed', 'Terminated'],
@@ -174,5 +201,53 @@ describe('INVITE server transaction (RFC 3261 §17.2.1 + RFC 6026)', () => {
       Accepted: ['Terminated'],
       Terminated: [],
     });
+  });
+});
+
+describe('deferred 100 Trying (tryingDelayMs, RFC 3261 §17.2.1)', () => {
+  function startDeferred(delay = 200) {
+    const r = rig({ tryingDelayMs: delay });
+    const inv = makeRequest('INVITE');
+    r.layer.receive(inv, flowOf());
+    return { ...r, inv, txn: r.core.requests[0]!.txn! };
+  }
+
+  it('sends the 100 only when the TU has said nothing for the delay', () => {
+    const { clock, transport, core } = startDeferred();
+    expect(core.requests).toHaveLength(1);
+    expect(transport.sent).toHaveLength(0);
+    clock.advance(199);
+    expect(transport.sent).toHaveLength(0);
+    clock.advance(1);
+    expect(transport.responseTimes(100)).toEqual([200]);
+    expect(transport.responses(100)[0]!.toTag).toBeUndefined();
+    clock.advance(10_000);
+    expect(transport.responseTimes(100)).toEqual([200]);
+  });
+
+  it('sends no 100 when the TU responds first, and leaves no timer behind', async () => {
+    const { clock, transport, inv, txn } = startDeferred();
+    clock.advance(50);
+    await txn.respond(createResponse(inv, 180, undefined, 'uas'));
+    clock.advance(10_000);
+    expect(transport.responses(100)).toHaveLength(0);
+    expect(transport.responseTimes(180)).toEqual([50]);
+    expect((txn as InviteServerTransaction).armedTimers).toBe(0);
+  });
+
+  it('answers a retransmitted INVITE with the 100 at once, and only once', () => {
+    const { clock, transport, inv, layer } = startDeferred();
+    clock.advance(120);
+    layer.receive(inv, flowOf());
+    expect(transport.responseTimes(100)).toEqual([120]);
+    clock.advance(200);
+    expect(transport.responseTimes(100)).toEqual([120]);
+    layer.receive(inv, flowOf()); // Proceeding: the last provisional again (§17.2.1)
+    expect(transport.responseTimes(100)).toEqual([120, 320]);
+  });
+
+  it('refuses a delay beyond the RFC\'s 200 ms', () => {
+    expect(() => rig({ tryingDelayMs: 201 })).toThrow(TypeError);
+    expect(() => rig({ tryingDelayMs: -1 })).toThrow(TypeError);
   });
 });

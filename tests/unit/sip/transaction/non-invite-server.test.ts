@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../../../src/util/errors.js';
 import { NonInviteServerTransaction } from '../../../../src/sip/transaction/non-invite-server.js';
+import { SipResponse } from '../../../../src/sip/message/index.js';
 import { createResponse } from '../../../../src/sip/transaction/response.js';
 import { flowOf, makeRequest, rig } from './helpers.js';
 
@@ -47,6 +48,20 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     expect(core.requests).toHaveLength(1);
     expect(layer.stats().nist).toBe(0);
     expect(clock.pending).toBe(0);
+  });
+
+  it('Completed keeps the final response as its bytes only: retransmissions send exactly those bytes', async () => {
+    const { clock, transport, req, txn, layer } = start('udp', 'BYE');
+    const ok = createResponse(req, 200, undefined, 'uas');
+    await txn.respond(ok);
+    expect(txn.request).toBeUndefined();
+    clock.advance(1000);
+    layer.receive(req, flowOf());
+    const sent = transport.sent.filter((x) => x.msg instanceof SipResponse);
+    expect(sent.map((x) => x.at)).toEqual([0, 1000]);
+    expect(sent[1]!.wire!.equals(ok.toBuffer())).toBe(true);
+    expect((sent[1]!.msg as SipResponse).toTag).toBe('uas');
+    expect(txn.lastResponse?.status).toBe(200);
   });
 
   it('TCP: J = 0, the transaction ends as soon as the final response is sent', async () => {
