@@ -32,6 +32,22 @@ export function reason(cause: number, text: string): string {
   return `Q.850;cause=${cause};text="${text.replace(/"/g, "'")}"`;
 }
 
+/**
+ * A final failure response with its Reason and Retry-After, unless the transaction already has
+ * a final response; a transaction that is gone meanwhile (the caller cancelled) is not an error.
+ */
+export function sendFailure(res: any, status: number, why?: string, retryAfter?: number, extra: Record<string, string> = {}): void {
+  if (res.finalResponseSent) return;
+  const headers: Record<string, string> = { ...extra };
+  if (why) headers.Reason = why;
+  if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
+  try {
+    res.send(status, { headers });
+  } catch {
+    // transaction already gone
+  }
+}
+
 /** Our Allow set toward Teams; REFER/NOTIFY only when the tenant advertises REFER (Teams §4.8). */
 export function teamsAllow(advertiseRefer: boolean): string {
   return ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', ...(advertiseRefer ? ['REFER', 'NOTIFY'] : [])].join(', ');

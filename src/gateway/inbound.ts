@@ -1,7 +1,7 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { completeLateOffer, earlyCarrierUpdate, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
-import { type GatewayContext, reason, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
+import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { featuresOf, reliableProvisionalsFor } from './features.js';
 import { bridgeAnswered, noteReceived } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
@@ -56,11 +56,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     },
   });
   const reject = (status: number, why?: string, retryAfter?: number) => {
-    const headers: Record<string, string> = {};
-    if (why) headers.Reason = why;
-    if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
     log.info({ status, reason: why }, 'call rejected');
-    if (!canceled && !res.finalResponseSent) res.send(status, { headers });
+    if (!canceled) sendFailure(res, status, why, retryAfter);
   };
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30);
 
@@ -253,15 +250,6 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
 }
 
 async function failCall(session: CallSession, res: any, status: number, why: string | undefined, retryAfter?: number): Promise<void> {
-  const headers: Record<string, string> = {};
-  if (why) headers.Reason = why;
-  if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
-  if (!res.finalResponseSent) {
-    try {
-      res.send(status, { headers });
-    } catch {
-      // transaction already gone (e.g. the carrier cancelled)
-    }
-  }
+  sendFailure(res, status, why, retryAfter);
   await session.close('gateway', status);
 }

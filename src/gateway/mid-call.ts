@@ -4,7 +4,7 @@
  * the entry points for REFER (transfer.ts).
  */
 import type { CallSession, SrfDialog } from './call-session.js';
-import { type GatewayContext, teamsAllow } from './context.js';
+import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
 import { featuresOf, parseSessionExpires } from './features.js';
 import type { MediaSide } from './media-port.js';
 import { isHoldOffer, legMustBeReoffered, pinOf, towardTeams } from './sdp-rules.js';
@@ -335,11 +335,7 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
     }
   } catch (err) {
     s.log.warn({ err: (err as Error).message, from }, 're-INVITE relay failed');
-    try {
-      if (!res.finalResponseSent) res.send(500, { headers: extra });
-    } catch {
-      // gone
-    }
+    sendFailure(res, 500, undefined, undefined, extra);
   } finally {
     s.busy = false;
   }

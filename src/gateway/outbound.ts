@@ -1,7 +1,7 @@
 import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
-import { type GatewayContext, reason, teamsAllow } from './context.js';
+import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.js';
 import { earlyCarrierUpdate } from './carrier-leg.js';
 import { featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
@@ -64,16 +64,8 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     void ref.session?.close('caller', 487);
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra: Record<string, string> = {}) => {
-    const headers: Record<string, string> = { ...extra };
-    if (why) headers.Reason = why;
-    if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
     log.info({ status, reason: why }, 'call rejected');
-    if (canceled || res.finalResponseSent) return;
-    try {
-      res.send(status, { headers });
-    } catch {
-      // transaction already gone
-    }
+    if (!canceled) sendFailure(res, status, why, retryAfter, extra);
   };
   // §5.3: the tenant is the Request-URI host (the derived trunk FQDN Teams dialled).
   const host = String(req.uri).replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
 import type { RingGroup } from '../tenants/types.js';
-import { type GatewayContext, teamsNextHop } from './context.js';
+import { type GatewayContext, sendFailure, teamsNextHop } from './context.js';
 import type { EarlyMediaMode } from './features.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
@@ -81,13 +81,7 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
     return;
   }
   if (!answered) {
-    if (!o.isCanceled() && !res.finalResponseSent) {
-      try {
-        res.send(480);
-      } catch {
-        // gone
-      }
-    }
+    if (!o.isCanceled()) sendFailure(res, 480);
     await s.close('gateway', 480);
     return;
   }

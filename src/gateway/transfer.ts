@@ -3,7 +3,7 @@
  * transferee (§6.3–§6.6), and INVITE with Replaces from Teams (§6.7).
  */
 import type { CallSession, SrfDialog } from './call-session.js';
-import { type GatewayContext, teamsAllow } from './context.js';
+import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
 import { featuresOf } from './features.js';
 import { armSessionTimer, noteReceived, noteSent, teamsInDialogHeaders, wireLeg } from './mid-call.js';
 import { directionOf, pinOf, towardTeams, withDirection } from './sdp-rules.js';
@@ -242,11 +242,7 @@ export async function acceptReplaces(ctx: GatewayContext, s: CallSession, req: a
     log.info('call taken over by an INVITE with Replaces');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'INVITE with Replaces failed');
-    try {
-      if (!res.finalResponseSent) res.send(500, { headers });
-    } catch {
-      // gone
-    }
+    sendFailure(res, 500, undefined, undefined, headers);
   } finally {
     s.busy = false;
   }
