@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createDrachtioServer } from './index.js';
 import { ConfigError, loadXmlConfig } from './conf-xml.js';
+import { normalizeRequestHandlers } from './request-handlers.js';
 import type { DrachtioServerOptions } from './types.js';
 
 const USAGE = `usage: teams-gw sip-server [options]
@@ -19,6 +20,11 @@ const USAGE = `usage: teams-gw sip-server [options]
   --cdrs                                 send cdr:* events to apps
   --trying-delay-ms <0..200>             100 Trying to a new INVITE only if the app has not
                                          responded within this time [200]; 0 = at once (drachtio)
+  --http-handler <url>                   outbound mode for every new request: http(s)://… asks this
+                                         webhook where to route it; tcp://host:port or
+                                         tls://host:port connects to an app (srf.listen) directly
+  --http-method <GET|POST>               webhook method [GET]: GET sends the request as query
+                                         parameters, POST also sends the raw SIP message as body
 `;
 
 /** Builds server options from drachtio-style flags (+ optional XML file); flags win over the file. */
@@ -41,6 +47,8 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
       'prometheus-scrape-port': { type: 'string' },
       cdrs: { type: 'boolean' },
       'trying-delay-ms': { type: 'string' },
+      'http-handler': { type: 'string' },
+      'http-method': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,6 +84,17 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
     if (!/^\d+$/.test(trying) || Number(trying) > 200) throw new ConfigError(`--trying-delay-ms: "${trying}" is not a number of ms from 0 to 200`);
     opts.tryingDelayMs = Number(trying);
   }
+  const httpMethod = values['http-method']?.toUpperCase();
+  if (httpMethod !== undefined && httpMethod !== 'GET' && httpMethod !== 'POST') throw new ConfigError(`--http-method: "${values['http-method']}" must be GET or POST`);
+  if (values['http-handler'] !== undefined) {
+    // Flags win over the file: --http-handler replaces its <request-handlers>.
+    opts.requestHandlers = [{ sipMethod: '*', url: values['http-handler'], httpMethod: httpMethod ?? 'GET' }];
+  } else if (httpMethod !== undefined) {
+    throw new ConfigError('--http-method needs --http-handler');
+  } else if (xml?.requestHandlers?.length) {
+    opts.requestHandlers = xml.requestHandlers;
+  }
+  if (opts.requestHandlers) normalizeRequestHandlers(opts.requestHandlers);
   if (xml?.spammers) opts.spammers = xml.spammers;
   if (xml?.outboundProxy) opts.outboundProxy = xml.outboundProxy;
   const prometheus = values['prometheus-scrape-port'] ?? (xml?.prometheusPort ? String(xml.prometheusPort) : undefined);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { XMLParser } from 'fast-xml-parser';
 import { ConfigError } from '../util/errors.js';
-import type { SpammerRule } from './types.js';
+import type { RequestHandlerOption, SpammerRule } from './types.js';
 
 /** What we take from drachtio.conf.xml: the common subset (issue: SIP contacts, admin, TLS, cdrs, spammers). */
 export interface XmlConfig {
@@ -15,6 +15,8 @@ export interface XmlConfig {
   loglevel?: string;
   outboundProxy?: string;
   prometheusPort?: number;
+  /** `<request-handlers><request-handler sip-method http-method verify-peer>url</request-handler>` (outbound mode). */
+  requestHandlers?: RequestHandlerOption[];
 }
 
 export { ConfigError };
@@ -74,6 +76,20 @@ export function loadXmlConfig(file: string): XmlConfig {
     const tcpAction = String(sp['@tcp-action'] ?? 'discard');
     if (action !== 'reject' && action !== 'discard') throw new ConfigError(`${file}: <spammers action="${action}"> must be reject or discard`);
     out.spammers = { action, tcpAction: tcpAction === 'reject' ? 'reject' : 'discard', rules };
+  }
+  const handlers = root['request-handlers'];
+  if (handlers !== undefined && handlers !== '') {
+    out.requestHandlers = arr(typeof handlers === 'object' ? handlers['request-handler'] : undefined).map((h: unknown) => {
+      const url = text(h);
+      if (!url) throw new ConfigError(`${file}: <request-handler> without a URL`);
+      const attrs = (typeof h === 'object' && h ? h : {}) as Record<string, unknown>;
+      const method = String(attrs['@http-method'] ?? 'GET').toUpperCase();
+      if (method !== 'GET' && method !== 'POST') throw new ConfigError(`${file}: <request-handler http-method="${String(attrs['@http-method'])}"> must be GET or POST`);
+      const r: RequestHandlerOption = { url, sipMethod: String(attrs['@sip-method'] ?? '*'), httpMethod: method };
+      const vp = attrs['@verify-peer'];
+      if (vp !== undefined) r.verifyPeer = ['true', '1', 'yes'].includes(String(vp));
+      return r;
+    });
   }
   const cdrs = text(root.cdrs);
   if (cdrs !== undefined) out.cdrs = cdrs === 'true';

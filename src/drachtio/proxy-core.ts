@@ -65,12 +65,7 @@ export class ProxyCore {
     if (!txnId || targets.length === 0) return app.reply(m.msgId, ['NOK', 'Invalid proxy request: not enough information provided']);
     const n = this.#ctx.takeNetTxn(txnId);
     if (!n) return app.reply(m.msgId, ['NOK', `Unknown transaction id: ${txnId}`]);
-    const mf = n.req.maxForwards;
-    if (mf !== undefined && mf <= 0) {
-      void n.txn.respond(createResponse(n.req, 483)).catch(() => {});
-      return app.reply(m.msgId, ['NOK', 'Rejected with 483 Too Many Hops due to Max-Forwards value of 0']);
-    }
-    const op = new ProxyOperation(this.#ctx, this, app, m.msgId, n, {
+    await this.#start(n, app, m.msgId, {
       recordRoute: remain === 'remainInDialog',
       fullResponse: full === 'fullResponse',
       followRedirects: follow === 'followRedirects',
@@ -80,6 +75,34 @@ export class ProxyCore {
       targets,
       extra: parseAppSip(m.body)?.headers ?? [],
     });
+  }
+
+  /**
+   * Proxies a pending request on the server's own initiative, with no app to report to (the
+   * request handler `proxy` action, §15). Timeouts as `5s` / `1500ms`.
+   */
+  async handleLocal(
+    txnId: string,
+    plan: { targets: string[]; recordRoute: boolean; followRedirects: boolean; simultaneous: boolean; provisionalTimeout: string; finalTimeout: string },
+  ): Promise<void> {
+    const n = this.#ctx.takeNetTxn(txnId);
+    if (!n) return;
+    await this.#start(n, undefined, '', {
+      ...plan,
+      fullResponse: false,
+      provisionalTimeout: duration(plan.provisionalTimeout),
+      finalTimeout: duration(plan.finalTimeout),
+      extra: [],
+    });
+  }
+
+  async #start(n: NetTxn, app: AppSession | undefined, msgId: string, plan: ProxyPlan): Promise<void> {
+    const mf = n.req.maxForwards;
+    if (mf !== undefined && mf <= 0) {
+      void n.txn.respond(createResponse(n.req, 483)).catch(() => {});
+      return app?.reply(msgId, ['NOK', 'Rejected with 483 Too Many Hops due to Max-Forwards value of 0']);
+    }
+    const op = new ProxyOperation(this.#ctx, this, app, msgId, n, plan);
     this.active.add(op);
     n.onCancel = () => op.cancel();
     await op.start();
@@ -146,7 +169,8 @@ interface ProxyPlan {
 class ProxyOperation {
   readonly #ctx: ProxyContext;
   readonly #owner: ProxyCore;
-  readonly #app: AppSession;
+  /** undefined: proxying on the server's own initiative (request handler), nothing to report. */
+  readonly #app: AppSession | undefined;
   readonly #msgId: string;
   readonly #n: NetTxn;
   readonly #plan: ProxyPlan;
@@ -156,7 +180,7 @@ class ProxyOperation {
   #finished = false;
   #sentAny = false;
 
-  constructor(ctx: ProxyContext, owner: ProxyCore, app: AppSession, msgId: string, n: NetTxn, plan: ProxyPlan) {
+  constructor(ctx: ProxyContext, owner: ProxyCore, app: AppSession | undefined, msgId: string, n: NetTxn, plan: ProxyPlan) {
     this.#ctx = ctx;
     this.#owner = owner;
     this.#app = app;
@@ -167,7 +191,7 @@ class ProxyOperation {
   }
 
   async start(): Promise<void> {
-    if (!this.#plan.fullResponse) this.#app.reply(this.#msgId, ['OK', 'done']);
+    if (!this.#plan.fullResponse) this.#app?.reply(this.#msgId, ['OK', 'done']);
     if (this.#plan.simultaneous) {
       const all = this.#queue.splice(0);
       await Promise.all(all.map((t) => this.#launch(t)));
@@ -260,7 +284,7 @@ class ProxyOperation {
   }
 
   #report(res: SipResponse, flow: Flow | undefined): void {
-    if (!this.#plan.fullResponse || this.#app.closed) return;
+    if (!this.#plan.fullResponse || !this.#app || this.#app.closed) return;
     const text = res.raw ? res.raw.toString('utf8') : res.toString();
     const fields = ['OK', 'network', String(Buffer.byteLength(text)), flow?.protocol ?? 'udp', flow?.remoteAddress ?? '', String(flow?.remotePort ?? ''), wireTime(), '', '', 'continue'];
     this.#app.reply(this.#msgId, fields, text);
@@ -330,7 +354,7 @@ class ProxyOperation {
       this.#finished = true;
       this.#owner.active.delete(this);
       void this.#n.txn.respond(createResponse(this.#n.req, 500)).catch(() => {});
-      if (this.#plan.fullResponse) this.#app.reply(this.#msgId, ['NOK', 'error proxying request to ']);
+      if (this.#plan.fullResponse) this.#app?.reply(this.#msgId, ['NOK', 'error proxying request to ']);
       return;
     }
     this.#finish(this.#best ?? createResponse(this.#n.req, 408));
@@ -345,7 +369,7 @@ class ProxyOperation {
       const up = best.raw ? stripVia(best) : createResponse(this.#n.req, best.status, best.reason);
       void this.#n.txn.respond(up).catch(() => {});
     }
-    if (this.#plan.fullResponse && !this.#app.closed) this.#app.reply(this.#msgId, ['OK', 'done']);
+    if (this.#plan.fullResponse && this.#app && !this.#app.closed) this.#app.reply(this.#msgId, ['OK', 'done']);
   }
 
   /** CANCEL from upstream: the transaction layer already sent 200 + 487; cancel every branch (§16.10). */

@@ -24,6 +24,7 @@ import { TransportLayer } from '../sip/transport/transport-layer.js';
 import type { Destination, Flow, ListenPoint, Protocol, TransportSender } from '../sip/transport/types.js';
 import { AppSession } from './app-session.js';
 import { ProxyCore } from './proxy-core.js';
+import { OutboundRouter } from './outbound.js';
 import { type AppSip, parseAppSip, wireHeaderName } from './app-sip.js';
 import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from './contacts.js';
 import type { AppTxn, DialogRec, NetTxn } from './records.js';
@@ -61,6 +62,8 @@ export class DrachtioServerImpl implements DrachtioServer {
   readonly transport: TransportLayer;
   readonly txl: TransactionLayer;
   readonly proxy: ProxyCore;
+  /** Outbound connection mode (§15); undefined when no request handler is configured. */
+  readonly #outbound: OutboundRouter | undefined;
   #admin?: NetServer;
   readonly #dropOnRetryAfter: boolean;
   #closed = false;
@@ -135,6 +138,25 @@ export class DrachtioServerImpl implements DrachtioServer {
       resolve: (host) => this.#resolve(host),
       cdr: (kind, source, msg, extra) => this.#cdr(kind, source, msg, extra),
     });
+    if (opts.requestHandlers?.length) {
+      this.#outbound = new OutboundRouter(
+        {
+          log: this.log,
+          clock: this.clock,
+          apps: () => this.apps,
+          adoptApp: (sock) => this.#onAppConnection(sock),
+          deliver: (app, req, txn, flow) => this.#deliverNew(app, req, txn, flow),
+          proxy: (req, txn, flow, plan) => this.proxy.handleLocal(this.#newNetTxn(undefined, txn, req, flow, 'new').id, plan),
+        },
+        {
+          handlers: opts.requestHandlers,
+          userAgent: `Drachtio/${SERVER_VERSION}`,
+          ...(opts.requestHandlerTimeoutMs !== undefined ? { webhookTimeoutMs: opts.requestHandlerTimeoutMs } : {}),
+          ...(opts.outboundConnectTimeoutMs !== undefined ? { connectTimeoutMs: opts.outboundConnectTimeoutMs } : {}),
+          ...(opts.tls ? { tls: opts.tls } : {}),
+        },
+      );
+    }
   }
 
   get adminPort(): number {
@@ -168,13 +190,15 @@ export class DrachtioServerImpl implements DrachtioServer {
       clientTransactions: t.client,
       serverTransactions: t.server,
       dialogs: this.dialogs.size,
-      pendingRequests: this.netTxns.size + this.appTxns.size,
+      // (+ new requests still being routed by a request handler, §15)
+      pendingRequests: this.netTxns.size + this.appTxns.size + (this.#outbound?.pending ?? 0),
     };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#outbound?.close();
     for (const app of [...this.apps]) app.close();
     this.clock.clearTimeout(this.#appTimeoutSweep);
     this.#appTimeoutSweep = undefined;
@@ -186,7 +210,8 @@ export class DrachtioServerImpl implements DrachtioServer {
 
   // ───────────────────────────── app connections ─────────────────────────────
 
-  #onAppConnection(sock: Socket): void {
+  /** An accepted admin connection, or one the outbound router opened (§15): the same app handling. */
+  #onAppConnection(sock: Socket): AppSession {
     const app = new AppSession(
       sock,
       this.log,
@@ -194,6 +219,7 @@ export class DrachtioServerImpl implements DrachtioServer {
       (s) => this.#onAppClose(s),
     );
     this.apps.add(app);
+    return app;
   }
 
   #onAppClose(app: AppSession): void {
@@ -225,6 +251,8 @@ export class DrachtioServerImpl implements DrachtioServer {
       const hp = this.#lps.map((lp) => hostport(lp)).join(',');
       const local = this.#lps.map((lp) => hostport(lp, true)).join(',');
       app.reply(m.msgId, ['OK', hp, SERVER_VERSION, local]);
+      // Outbound mode: the pending request goes down this connection now (§15).
+      this.#outbound?.authenticated(app);
       return;
     }
     switch (m.type) {
@@ -350,14 +378,21 @@ export class DrachtioServerImpl implements DrachtioServer {
       void txn.respond(res);
       return;
     }
+    // §15: a request handler for the method routes it (outbound mode).
+    if (this.#outbound?.route(req, txn, flow)) return;
     const app = this.#pickApp(verb);
     if (!app) {
       // srf's tests expect exactly 503 when no app registered the method.
       void txn.respond(createResponse(req, 503));
       return;
     }
+    this.#deliverNew(app, req, txn, flow);
+  }
+
+  /** §9.1: a new request becomes `app`'s pending request (inbound routing and outbound mode alike). */
+  #deliverNew(app: AppSession, req: SipRequest, txn: ServerTransactionHandle, flow: Flow): void {
     const n = this.#newNetTxn(app, txn, req, flow, 'new');
-    if (method === 'INVITE') this.#cdr('attempt', 'network', req);
+    if (req.method === 'INVITE') this.#cdr('attempt', 'network', req);
     this.#sendSipToApp(app, req, flow, n.id, '', flow);
   }
 

@@ -54,6 +54,31 @@ export interface DrachtioServerOptions {
    * is taken out of reuse and closed shortly after (default false, as drachtio-server).
    */
   dropConnectionOnRetryAfter?: boolean;
+  /**
+   * Outbound connection mode (wire protocol §15): new out-of-dialog requests whose method has a
+   * handler (or any method, with `sipMethod: '*'`) are routed by asking the handler instead of
+   * going to the apps that `route`d the method. Requests with no handler keep inbound routing.
+   */
+  requestHandlers?: RequestHandlerOption[];
+  /** Webhook (http/https request handler) answer deadline in ms (default 3000, as drachtio's). */
+  requestHandlerTimeoutMs?: number;
+  /** Outbound mode: connecting to an app and its `authenticate` must complete within this time (default 5000 ms). */
+  outboundConnectTimeoutMs?: number;
+}
+
+/** One `<request-handler>` (drachtio.conf.xml) or `--http-handler` (CLI). */
+export interface RequestHandlerOption {
+  /** SIP method (any case) or `*` for every method without a handler of its own. Default `*`. */
+  sipMethod?: string;
+  /**
+   * `http://…` / `https://…`: a webhook answering a JSON routing instruction;
+   * `tcp://host:port` / `tls://host:port`: connect straight to an app (`srf.listen`).
+   */
+  url: string;
+  /** Webhook method: GET (default; the request as query parameters) or POST (the raw SIP message as body). */
+  httpMethod?: 'GET' | 'POST';
+  /** https:// webhooks and tls:// apps: verify the peer's certificate (default false, as drachtio). */
+  verifyPeer?: boolean;
 }
 
 export interface DrachtioServerStats {
