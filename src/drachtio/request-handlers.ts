@@ -162,15 +162,33 @@ export function webhookUrl(handler: RequestHandler, req: SipRequest, flow: Flow)
  * reject with OutboundUnavailableError; an answer over MAX_INSTRUCTION_BYTES with
  * RoutingInstructionError.
  */
+/** HTTP redirects a webhook may send before it answers (drachtio-server follows them too). */
+export const MAX_WEBHOOK_REDIRECTS = 3;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
 export function callWebhook(
   handler: RequestHandler,
   req: SipRequest,
   flow: Flow,
   opts: { signal: AbortSignal; userAgent: string; agents?: { http: http.Agent; https: https.Agent } },
 ): Promise<string> {
-  const url = webhookUrl(handler, req, flow);
-  const post = handler.httpMethod === 'POST';
-  const body = post ? (req.raw ?? req.toBuffer()) : undefined;
+  const body = handler.httpMethod === 'POST' ? (req.raw ?? req.toBuffer()) : undefined;
+  return fetchInstruction(webhookUrl(handler, req, flow), handler.httpMethod, body, handler.verifyPeer, opts, 0);
+}
+
+/**
+ * One HTTP exchange with the webhook. A redirect (301/302/303/307/308 with a Location) is
+ * followed up to MAX_WEBHOOK_REDIRECTS times (303: as a GET without the body); any other non-2xx
+ * answer means the router could not decide, like an unreachable one (OutboundUnavailableError).
+ */
+function fetchInstruction(
+  url: URL,
+  method: 'GET' | 'POST',
+  body: Buffer | undefined,
+  verifyPeer: boolean,
+  opts: { signal: AbortSignal; userAgent: string; agents?: { http: http.Agent; https: https.Agent } },
+  redirects: number,
+): Promise<string> {
   const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': opts.userAgent };
   if (body) {
     headers['Content-Type'] = 'text/plain; charset=UTF-8';
@@ -179,9 +197,38 @@ export function callWebhook(
   const secure = url.protocol === 'https:';
   const lib = secure ? https : http;
   const agent = secure ? opts.agents?.https : opts.agents?.http;
+  const where = `request handler ${url.origin}${url.pathname}`;
   return new Promise<string>((resolve, reject) => {
-    const fail = (err: Error): void => reject(new OutboundUnavailableError(`request handler ${url.origin}${url.pathname}: ${err.message}`, { cause: err }));
-    const r = lib.request(url, { method: handler.httpMethod, headers, signal: opts.signal, ...(agent ? { agent } : {}), ...(secure ? { rejectUnauthorized: handler.verifyPeer } : {}) }, (res) => {
+    const fail = (err: Error): void => reject(new OutboundUnavailableError(`${where}: ${err.message}`, { cause: err }));
+    const r = lib.request(url, { method, headers, signal: opts.signal, ...(agent ? { agent } : {}), ...(secure ? { rejectUnauthorized: verifyPeer } : {}) }, (res) => {
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (REDIRECT_STATUSES.has(status) && location) {
+        res.resume();
+        if (redirects >= MAX_WEBHOOK_REDIRECTS) {
+          fail(new Error(`more than ${MAX_WEBHOOK_REDIRECTS} redirects`));
+          return;
+        }
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch {
+          fail(new Error(`redirect to an invalid Location: ${location.slice(0, 100)}`));
+          return;
+        }
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+          fail(new Error(`redirect to a ${next.protocol} URL`));
+          return;
+        }
+        const asGet = status === 303;
+        fetchInstruction(next, asGet ? 'GET' : method, asGet ? undefined : body, verifyPeer, opts, redirects + 1).then(resolve, reject);
+        return;
+      }
+      if (status < 200 || status > 299) {
+        res.resume();
+        fail(new Error(`answered HTTP ${status}`));
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

@@ -136,7 +136,7 @@ interface HookRequest {
 /** The request-handler webhook: a real HTTP server answering with `answer(request)`. */
 class Webhook {
   readonly requests: HookRequest[] = [];
-  answer: (r: HookRequest) => { status?: number; body: string; delayMs?: number } = () => ({ body: '{}' });
+  answer: (r: HookRequest) => { status?: number; body: string; delayMs?: number; headers?: Record<string, string> } = () => ({ body: '{}' });
   private constructor(
     readonly server: http.Server,
     readonly port: number,
@@ -154,7 +154,7 @@ class Webhook {
         hook.requests.push(r);
         const a = hook.answer(r);
         setTimeout(() => {
-          res.writeHead(a.status ?? 200, { 'Content-Type': 'application/json' });
+          res.writeHead(a.status ?? 200, { 'Content-Type': 'application/json', ...a.headers });
           res.end(a.body);
         }, a.delayMs ?? 0);
       });
@@ -555,6 +555,48 @@ describe('outbound mode: webhook request handler', () => {
     }
     expect(hook.requests).toHaveLength(bad.length);
     expect(s.logger.entries.filter((e) => (e.obj as { code?: string }).code === 'WIRE_ERR_ROUTING_INSTRUCTION')).toHaveLength(bad.length);
+    await expectIdle(s);
+  });
+
+  it('follows the webhook\'s HTTP redirects (303 turns a POST into a GET); a redirect loop or an HTTP error answer is 480', async () => {
+    const hook = await Webhook.start();
+    hook.answer = (r) => {
+      if (r.url.pathname === '/route/') return { status: 307, body: '', headers: { Location: '/moved/' + r.url.search } };
+      if (r.url.pathname === '/moved/') return { status: 303, body: '', headers: { Location: `http://${HOOK_IP}:${hook.port}/final` } };
+      if (r.url.pathname === '/final') return { body: JSON.stringify({ action: 'reject', data: { status: 486, reason: 'Followed' } }) };
+      return { status: 404, body: 'no' };
+    };
+    const s = await server({ requestHandlers: [{ url: hook.url, httpMethod: 'POST' }] });
+    const c = await caller(s);
+    const sent = await c.sendInvite();
+    const r = await c.response(486);
+    expect(r.text).toMatch(/^SIP\/2\.0 486 Followed\r\n/);
+    await c.ackFailure(r);
+    expect(hook.requests.map((q) => [q.method, q.url.pathname])).toEqual([
+      ['POST', '/route/'],
+      ['POST', '/moved/'],
+      ['GET', '/final'],
+    ]);
+    // 307 keeps the method, the body and the query string; 303 drops the body.
+    expect(hook.requests[1]!.body.equals(Buffer.from(sent, 'utf8'))).toBe(true);
+    expect(hook.requests[1]!.url.searchParams.get('method')).toBe('INVITE');
+    expect(hook.requests[2]!.body.length).toBe(0);
+
+    // A loop: the fourth redirect is not followed.
+    hook.requests.length = 0;
+    hook.answer = () => ({ status: 302, body: '', headers: { Location: '/route/' } });
+    const c2 = await caller(s);
+    await c2.sendInvite();
+    await c2.ackFailure(await c2.response(480));
+    expect(hook.requests).toHaveLength(4);
+
+    // An HTTP error answer: the router could not decide.
+    hook.requests.length = 0;
+    hook.answer = () => ({ status: 503, body: JSON.stringify({ action: 'reject', data: { status: 486 } }) });
+    const c3 = await caller(s);
+    await c3.sendInvite();
+    await c3.ackFailure(await c3.response(480));
+    expect(hook.requests).toHaveLength(1);
     await expectIdle(s);
   });
 
