@@ -152,6 +152,32 @@ export const configSchema = {
             refresherForTeamsCalls: { description: 'Calls from Teams: who refreshes (uac = Teams, uas = the gateway).', enum: ['uac', 'uas'], default: 'uac' },
           },
         },
+        carrierSessionTimer: {
+          description:
+            'RFC 4028 session timer on the carrier leg, independent of the Teams leg: a carrier that stops refreshing (or stops answering our refreshes) has its call ended on both legs.',
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { description: 'Off: no Session-Expires toward carriers and no timer on their leg.', type: 'boolean', default: true },
+            sessionExpires: { description: 'Session-Expires offered to carriers (INVITEs to them) and the most granted to them (their INVITEs).', type: 'integer', minimum: 90, default: 1800 },
+            minSeconds: { description: 'Our Min-SE toward carriers: a carrier asking for less (with Supported: timer) gets 422.', type: 'integer', minimum: 90, default: 90 },
+            perCarrier: {
+              description: 'Per carrier name: enabled / sessionExpires / minSeconds overriding the values above.',
+              type: 'object',
+              default: {},
+              additionalProperties: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  enabled: { type: 'boolean' },
+                  sessionExpires: { type: 'integer', minimum: 90 },
+                  minSeconds: { type: 'integer', minimum: 90 },
+                },
+              },
+            },
+          },
+        },
         info: { description: 'SIP INFO: pass to the other leg, or answer 200 locally.', enum: ['pass', 'local'], default: 'pass' },
         carrierEarlyMedia: {
           description: 'Per carrier name: 183 with SDP toward that carrier (overrides carriers.earlyMedia).',

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Admission } from './admission.js';
 import type { MediaSession, MediaSide } from './media-port.js';
 import type { TeamsPin } from './sdp-rules.js';
+import type { LegTimerPlan, SessionTimer } from './session-timer.js';
 import type { Tenant } from '../tenants/types.js';
 
 export type Direction = 'inbound' | 'outbound';
@@ -56,6 +57,10 @@ export class CallSession {
   /** Last SDP received from / sent to each side. */
   readonly sdpFrom: Partial<Record<MediaSide, string>> = {};
   readonly sdpTo: Partial<Record<MediaSide, string>> = {};
+  /** RFC 4028 session timers, one per leg (mid-call.ts for Teams, carrier-session-timer.ts); closed with the call. */
+  readonly sessionTimers: Partial<Record<MediaSide, SessionTimer>> = {};
+  /** What the carrier leg negotiated for its session timer, armed once the call is answered. */
+  carrierTimerPlan?: LegTimerPlan;
   /** An offer/answer exchange (re-INVITE relay, transfer) is in progress. */
   busy = false;
   /** Teams legs replaced by a transfer, waiting for Teams' BYE (never BYEd early, §6.4). */
@@ -197,6 +202,7 @@ export class CallSession {
     this.#closed = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    for (const st of Object.values(this.sessionTimers)) st?.close();
     this.endedAt = Date.now();
     this.hangupBy = by;
     if (status !== undefined) this.finalStatus = status;

@@ -19,7 +19,8 @@ export type Rel100 = 'required' | 'supported' | 'off';
 /** RFC 3262 §3: the UAS retransmits a reliable provisional for 64*T1 awaiting its PRACK. */
 export const PRACK_TIMEOUT_MS = 64 * 500;
 
-function hasOptionTag(req: any, header: string, tag: string): boolean {
+/** The header (possibly several lines or comma-joined) lists `tag` (lower case), case-insensitively. */
+export function hasOptionTag(req: any, header: string, tag: string): boolean {
   if (!req.has?.(header)) return false;
   const raw = req.get(header);
   const values: string[] = Array.isArray(raw) ? raw : [String(raw ?? '')];

@@ -23,6 +23,11 @@ export interface GatewayFeatures {
     /** For calls from Teams: who refreshes (uac = Teams, uas = the gateway). */
     refresherForTeamsCalls: 'uac' | 'uas';
   };
+  /**
+   * RFC 4028 session timer on the carrier leg, independent of the one toward Teams
+   * (carrier-session-timer.ts); `perCarrier` overrides parts of it per carrier name.
+   */
+  carrierSessionTimer: CarrierSessionTimerSettings & { perCarrier?: Record<string, Partial<CarrierSessionTimerSettings>> };
   /** SIP INFO (e.g. DTMF relay): pass to the other leg, or answer 200 locally. */
   info: 'pass' | 'local';
   /** Per carrier name: 183 with SDP toward that carrier (overrides config carriers.earlyMedia). */
@@ -31,6 +36,15 @@ export interface GatewayFeatures {
   carrierReliableProvisionals: Record<string, ReliableProvisionalsMode>;
   /** Tone played to the PSTN party while a transfer target rings without SDP (§6.6, transfer-ringback.ts). */
   transferRingback: TransferRingbackSettings;
+}
+
+export interface CarrierSessionTimerSettings {
+  /** Run a session timer on the carrier leg (off: no Session-Expires toward carriers, no timer). */
+  enabled: boolean;
+  /** Session-Expires we offer in INVITEs to carriers and the most we grant in answers (RFC 4028 §4, §9). */
+  sessionExpires: number;
+  /** Smallest interval we accept from a carrier (our Min-SE, RFC 4028 §5): less gets 422. */
+  minSeconds: number;
 }
 
 export interface TransferRingbackSettings {
@@ -48,6 +62,11 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
   const f = ctx.features ?? {};
   return {
     sessionTimer: { ...base.sessionTimer, ...f.sessionTimer },
+    carrierSessionTimer: {
+      ...base.carrierSessionTimer,
+      ...f.carrierSessionTimer,
+      perCarrier: { ...base.carrierSessionTimer.perCarrier, ...f.carrierSessionTimer?.perCarrier },
+    },
     info: f.info ?? base.info,
     carrierEarlyMedia: { ...base.carrierEarlyMedia, ...f.carrierEarlyMedia },
     transferRingback: { ...base.transferRingback, ...f.transferRingback },
@@ -58,6 +77,12 @@ export function featuresOf(ctx: { config: { calls: GatewayFeatures }; features?:
 /** The 100rel policy for one carrier: its override, else config carriers.reliableProvisionals. */
 export function reliableProvisionalsFor(ctx: { config: { calls: GatewayFeatures; carriers: { reliableProvisionals: ReliableProvisionalsMode } }; features?: Partial<GatewayFeatures> }, carrier: string): ReliableProvisionalsMode {
   return featuresOf(ctx).carrierReliableProvisionals[carrier] ?? ctx.config.carriers.reliableProvisionals;
+}
+
+/** The carrier-leg session timer settings for one carrier: its `perCarrier` entry over the global ones. */
+export function carrierSessionTimerFor(ctx: { config: { calls: GatewayFeatures }; features?: Partial<GatewayFeatures> }, carrier: string | undefined): CarrierSessionTimerSettings {
+  const { perCarrier, ...global } = featuresOf(ctx).carrierSessionTimer;
+  return { ...global, ...(carrier ? perCarrier?.[carrier] : undefined) };
 }
 
 /** RFC 4028 §4: `Session-Expires: delta;refresher=uac|uas`. */

@@ -1,8 +1,9 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { completeLateOffer, earlyCarrierUpdate, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
+import { negotiateCarrierUas } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
-import { featuresOf, reliableProvisionalsFor } from './features.js';
+import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
 import { bridgeAnswered, noteReceived } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
@@ -55,11 +56,16 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       void ref.session?.close('gateway', 500);
     },
   });
-  const reject = (status: number, why?: string, retryAfter?: number) => {
+  const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
     log.info({ status, reason: why }, 'call rejected');
-    if (!canceled) sendFailure(res, status, why, retryAfter);
+    if (!canceled) sendFailure(res, status, why, retryAfter, extra);
   };
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30);
+  // RFC 4028 §9: the carrier leg's own session timer (carrier-session-timer.ts); an interval
+  // below our minimum gets 422 with our Min-SE, before any resource is taken.
+  const carrierTimer = negotiateCarrierUas(req, carrierSessionTimerFor(ctx, carrier.name));
+  if (carrierTimer.kind === 'reject') return reject(422, undefined, undefined, carrierTimer.headers);
+  const carrierUasHeaders = carrierTimer.kind === 'accept' ? carrierTimer.headers : undefined;
 
   const calledRaw = userOf(req.uri) ?? userOf(req.get('To'));
   const called = calledRaw ? normalize(calledRaw, carrier.normalization.inbound) : undefined;
@@ -95,6 +101,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   s.tenant = tenant;
   s.pstnNumber = caller;
   s.holdAdmission(ctx.admission, tenant.id, callId);
+  if (carrierTimer.kind === 'accept') s.carrierTimerPlan = carrierTimer.plan;
   ctx.calls.add(s);
   if (canceled) return void (await s.close('caller', 487));
   // RFC 3311: the carrier may UPDATE its early dialog (after a reliable 18x).
@@ -134,7 +141,18 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     s.teamsContact = headers.Contact;
     if (caller === 'anonymous') headers.Privacy = 'id';
     if (group) {
-      await ringGroupCall(ctx, { s, req, res, headers, offer, group, isCanceled: () => canceled, setCurrent: (a) => (current = a), earlyMedia: earlyMediaMode() });
+      await ringGroupCall(ctx, {
+        s,
+        req,
+        res,
+        headers,
+        offer,
+        group,
+        isCanceled: () => canceled,
+        setCurrent: (a) => (current = a),
+        earlyMedia: earlyMediaMode(),
+        ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
+      });
       if (lateOffer) await completeLateOffer(s);
       return;
     }
@@ -181,6 +199,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           aSide: 'carrier',
           bSide: 'teams',
           gone: () => canceled,
+          ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
           teamsSessionExpires: b.res?.get?.('Session-Expires'),
           teamsIsUac: false,
         });

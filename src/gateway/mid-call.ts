@@ -5,9 +5,11 @@
  */
 import type { CallSession, SrfDialog } from './call-session.js';
 import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
+import { armCarrierSessionTimer, carrierRefreshReceived, carrierRequestAnswered, carrierRequestHeaders, sameSdp } from './carrier-session-timer.js';
 import { featuresOf, parseSessionExpires } from './features.js';
 import type { MediaSide } from './media-port.js';
 import { isHoldOffer, legMustBeReoffered, pinOf, towardTeams } from './sdp-rules.js';
+import { SessionTimer } from './session-timer.js';
 import { handleRefer } from './transfer.js';
 import { InvalidStateError } from '../util/errors.js';
 
@@ -107,8 +109,13 @@ export function wireLeg(ctx: GatewayContext, s: CallSession, d: SrfDialog): void
   d.on('update', (req: any, res: any) => {
     const side = s.sideOf(d);
     if (!side || s.closed) return void res.send(481);
-    // RFC 3311 §5.2 / RFC 4028 §7.4: an UPDATE without an offer only refreshes the session.
-    if (!String(req.body ?? '').trim()) return void res.send(200);
+    // RFC 3311 §5.2 / RFC 4028 §7.4: an UPDATE without an offer only refreshes the session
+    // (the carrier leg's timer, when it runs one; never passed to the other leg).
+    if (!String(req.body ?? '').trim()) {
+      const refresh = side === 'carrier' ? carrierRefreshReceived(ctx, s, req) : undefined;
+      if (refresh?.reject) return void res.send(422, { headers: refresh.reject });
+      return void res.send(200, refresh ? { headers: refresh.headers } : {});
+    }
     void relayReinvite(ctx, s, side, req, res, 'UPDATE');
   });
   d.on('info', (req: any, res: any) => {
@@ -178,17 +185,19 @@ export async function bridgeAnswered(
   });
 }
 
-/** Both legs are up: wire them and start the session timer. */
+/** Both legs are up: wire them and start the session timers (one per leg). */
 export function callAnswered(ctx: GatewayContext, s: CallSession, teamsSessionExpires: string | undefined, teamsIsUac: boolean): void {
   // The B leg was wired when it answered (earlyWire): a re-INVITE may come on it at once.
   for (const d of [s.a, s.b]) if (d && !wired.has(d)) wireLeg(ctx, s, d);
   armSessionTimer(ctx, s, teamsSessionExpires, teamsIsUac);
+  armCarrierSessionTimer(s);
 }
 
 /**
- * RFC 4028 §10: the refresher sends a refresh at half the interval; "If no session refresh
- * request ... is received before the session expires, the UA SHOULD send a BYE" — with the
- * expiry taken as interval - min(32, interval/3) for the side that waits.
+ * The Teams leg's session timer (session-timer.ts runs the clock). RFC 4028 §10: the refresher
+ * sends a refresh at half the interval; "If no session refresh request ... is received before
+ * the session expires, the UA SHOULD send a BYE" — with the expiry taken as
+ * interval - min(32, interval/3) for the side that waits.
  * `value` is the negotiated Session-Expires toward Teams; `teamsIsUac` whether Teams sent the
  * INVITE that set it (refresher=uac then names Teams).
  */
@@ -198,34 +207,32 @@ export function armSessionTimer(ctx: GatewayContext, s: CallSession, value: stri
   const min = featuresOf(ctx).sessionTimer.minSeconds;
   const interval = Math.max(se.seconds, min);
   const weRefresh = se.refresher === (teamsIsUac ? 'uas' : 'uac');
-  const st = (s as SessionWithTimer).__st ?? ((s as SessionWithTimer).__st = { interval, weRefresh, teamsIsUac, timer: undefined });
-  st.interval = interval;
-  st.teamsIsUac = teamsIsUac;
-  st.weRefresh = weRefresh;
-  s.clearTimer(st.timer);
-  if (weRefresh) {
-    st.timer = s.setTimer(() => void refreshTeams(ctx, s, teamsIsUac), (interval * 1000) / 2);
-  } else {
-    st.timer = s.setTimer(() => {
-      s.log.info({ sessionExpires: interval }, 'session timer expired: no refresh from Teams');
+  const st = (s.sessionTimers.teams ??= new SessionTimer({
+    leg: 'teams',
+    log: s.log,
+    peerIsUac: teamsIsUac,
+    onRefreshDue: () => void refreshTeams(ctx, s),
+    onExpired: () => {
+      s.log.info({ sessionExpires: st.interval }, 'session timer expired: no refresh from Teams');
       void s.close('gateway', 408);
-    }, (interval - Math.min(32, interval / 3)) * 1000);
-  }
+    },
+  }));
+  st.peerIsUac = teamsIsUac;
+  st.start(interval, weRefresh);
 }
 
-type SessionWithTimer = CallSession & { __st?: { interval: number; weRefresh: boolean; teamsIsUac: boolean; timer: NodeJS.Timeout | undefined } };
-
 /** Our refresh toward Teams: a re-INVITE with the SDP we last sent (unchanged session). */
-async function refreshTeams(ctx: GatewayContext, s: CallSession, teamsIsUac: boolean): Promise<void> {
+async function refreshTeams(ctx: GatewayContext, s: CallSession): Promise<void> {
   const d = s.leg('teams');
-  const st = (s as SessionWithTimer).__st;
+  const st = s.sessionTimers.teams;
   if (!d || !st || s.closed) return;
-  if (s.busy) {
-    // an exchange in progress refreshes the session itself; try again shortly
-    st.timer = s.setTimer(() => void refreshTeams(ctx, s, teamsIsUac), 500);
-    return;
-  }
+  // an exchange in progress refreshes the session itself; try again shortly
+  if (s.busy) return st.retry(500);
+  const teamsIsUac = st.peerIsUac;
   const sdp = s.sdpTo.teams ?? d.local.sdp;
+  // FIXME(rfc4028 §7.4): the refresher parameter of a refresh request names a role in that
+  // request (we are its UAC); toward Teams it is kept relative to the INVITE that set up the
+  // leg, as the Teams tests pin it.
   const refresher = teamsIsUac ? 'uas' : 'uac';
   try {
     s.busy = true;
@@ -244,10 +251,10 @@ async function refreshTeams(ctx: GatewayContext, s: CallSession, teamsIsUac: boo
 
 /** A re-INVITE from Teams restarts the timer (it is a refresh when it carries Session-Expires or not). */
 function teamsRefreshed(ctx: GatewayContext, s: CallSession, req: any): Record<string, string> {
-  const st = (s as SessionWithTimer).__st;
+  const st = s.sessionTimers.teams;
   if (!st) return {};
   // Whether Teams sent the INVITE of the current Teams leg (a transfer's new leg is ours).
-  const teamsIsUac = st.teamsIsUac;
+  const teamsIsUac = st.peerIsUac;
   const se = parseSessionExpires(req.get?.('Session-Expires'));
   const interval = Math.max(se?.seconds ?? st.interval, featuresOf(ctx).sessionTimer.minSeconds);
   // RFC 4028 §9: the sender of this re-INVITE is the UAC of this transaction; without a
@@ -273,10 +280,22 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
   const toDlg = s.leg(to);
   const fromDlg = s.leg(from);
   if (!toDlg || !fromDlg) return void res.send(481);
+  // A re-INVITE or UPDATE from the carrier is a session refresh of the carrier leg (RFC 4028
+  // §9): a too-short interval gets 422; the Session-Expires of the 2xx goes in `ok` only.
+  const refresh = from === 'carrier' ? carrierRefreshReceived(ctx, s, req) : undefined;
+  if (refresh?.reject) return void res.send(422, { headers: refresh.reject });
   s.busy = true;
   const extra = from === 'teams' ? { ...teamsResponseHeaders(s), ...teamsRefreshed(ctx, s, req) } : {};
+  const ok = { ...extra, ...refresh?.headers };
   try {
     const body: string = req.body ?? '';
+    if (body.trim() && from === 'carrier' && s.sdpTo.carrier && sameSdp(body, s.sdpFrom.carrier)) {
+      // RFC 3264 §8: the carrier's session unchanged (a session refresh re-INVITE, RFC 4028
+      // §10): answered here with the SDP we last sent it, unchanged too; Teams never sees it.
+      res.send(200, { body: s.sdpTo.carrier, headers: { ...ok, 'Content-Type': 'application/sdp' } });
+      s.log.debug({ method }, 'unchanged offer from the carrier answered locally');
+      return;
+    }
     if (body.trim()) {
       noteReceived(s, from, body);
       const hold = isHoldOffer(body);
@@ -287,14 +306,15 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
         // the sender's own media (address, port, codecs the other leg already shares) is
         // answered here; the other leg keeps its session (§6.11 toward Teams).
         const back = await answerWithLast(s, from);
-        res.send(200, { body: back, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+        res.send(200, { body: back, headers: { ...ok, 'Content-Type': 'application/sdp' } });
         s.log.info({ from }, 'UPDATE answered locally');
         return;
       }
-      const toHeaders = to === 'teams' ? teamsInDialogHeaders(s) : {};
+      const toHeaders = to === 'teams' ? teamsInDialogHeaders(s) : carrierRequestHeaders(s);
       let answer: string;
       try {
         answer = await toDlg.modify(out, { headers: toHeaders });
+        if (to === 'carrier') carrierRequestAnswered(s);
       } catch (err) {
         // The other leg refused: give the same status back; rtpengine returns to the last answer.
         const status = (err as { status?: number }).status ?? 500;
@@ -307,7 +327,7 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
       let back = s.media ? await s.media.answer(to, answer) : answer;
       back = outgoingAnswer(s, from, back);
       noteSent(s, from, back);
-      res.send(200, { body: back, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+      res.send(200, { body: back, headers: { ...ok, 'Content-Type': 'application/sdp' } });
       s.log.info({ from, hold, method }, method === 'UPDATE' ? 'UPDATE relayed as a re-INVITE' : 're-INVITE relayed');
       return;
     }
@@ -317,14 +337,14 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
     const last = s.sdpFrom[to];
     if (!last || !s.media) {
       const mine = s.sdpTo[from] ?? fromDlg.local.sdp;
-      res.send(200, { body: mine, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+      res.send(200, { body: mine, headers: { ...ok, 'Content-Type': 'application/sdp' } });
       return;
     }
     let offer = await s.media.offer(to, last);
     offer = outgoingOffer(s, from, offer, isHoldOffer(last));
     const acked = ackAnswer(fromDlg);
     noteSent(s, from, offer);
-    res.send(200, { body: offer, headers: { ...extra, 'Content-Type': 'application/sdp' } });
+    res.send(200, { body: offer, headers: { ...ok, 'Content-Type': 'application/sdp' } });
     const answer = await acked;
     if (answer && !s.closed) {
       noteReceived(s, from, answer);

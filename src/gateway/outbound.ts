@@ -3,12 +3,13 @@ import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.js';
 import { earlyCarrierUpdate } from './carrier-leg.js';
-import { featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
+import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
+import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
 import { E164_RE } from './numbers.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { normalize, userOf } from './numbers.js';
-import { UacAttempt } from './uac-attempt.js';
+import { type AttemptResult, UacAttempt } from './uac-attempt.js';
 
 /** Carrier failover verdict: next target on timeout, 408 or 5xx; stop on 486, 603 and other 4xx/6xx. */
 export function carrierFailover(status: number | undefined): boolean {
@@ -153,14 +154,19 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       };
       // RFC 3262 §4: we PRACK reliable 18x from carriers (drachtio-srf does on RSeq); 100rel
       // stays on this leg (§4.17), the 18x go to Teams unreliably.
-      if (reliableProvisionalsFor(ctx, carrier.name) === 'supported') headers.Supported = '100rel';
+      const supported = reliableProvisionalsFor(ctx, carrier.name) === 'supported' ? ['100rel'] : [];
+      // RFC 4028 §7.1: the carrier leg's own session timer (carrier-session-timer.ts).
+      const carrierSt = carrierSessionTimerFor(ctx, carrier.name);
+      let timerHeaders = carrierInviteHeaders(carrierSt);
+      if (timerHeaders) supported.push('timer');
+      if (supported.length) headers.Supported = supported.join(', ');
       if (tenant.teams.forwardPai && req.has('P-Asserted-Identity')) headers['P-Asserted-Identity'] = req.get('P-Asserted-Identity');
       if (tenant.teams.forwardPai && req.has('Privacy')) headers.Privacy = req.get('Privacy');
       if (tenant.teams.historyInfoToDiversion && req.has('History-Info')) {
         const div = historyInfoToDiversion(headerValues(req, 'History-Info'));
         if (div) headers.Diversion = div;
       }
-      const opts: Record<string, unknown> = { headers, localSdp: offer };
+      const opts: Record<string, unknown> = { headers: { ...headers, ...timerHeaders }, localSdp: offer };
       if (carrier.auth) {
         try {
           opts.auth = { username: carrier.auth.username, password: resolveSecret(carrier.auth.password) };
@@ -169,19 +175,33 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         }
       }
       s.carrier = carrier.name;
-      const attempt = new UacAttempt({
-        srf: ctx.srf,
-        uri,
-        opts,
-        timeoutMs: ctx.config.teams.inviteTimeoutMs,
-        cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
-        onProvisional: (p: any) => void relay(p),
-        onUpdate: (u: any, r: any) => void earlyCarrierUpdate(s, u, r).then((ok) => (updatedEarly ||= ok)),
-      });
-      current = attempt;
-      const r = await attempt.result;
-      current = undefined;
+      let r: AttemptResult;
+      for (let retried = false; ; retried = true) {
+        const attempt = new UacAttempt({
+          srf: ctx.srf,
+          uri,
+          opts,
+          timeoutMs: ctx.config.teams.inviteTimeoutMs,
+          cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
+          onProvisional: (p: any) => void relay(p),
+          onUpdate: (u: any, r: any) => void earlyCarrierUpdate(s, u, r).then((ok) => (updatedEarly ||= ok)),
+        });
+        current = attempt;
+        r = await attempt.result;
+        current = undefined;
+        // RFC 4028 §7.1/§8.1: a 422 names the carrier's Min-SE; the INVITE goes once more asking
+        // for at least that much, in the same call (RFC 3261 §8.1.3.5: same Call-ID, From and
+        // To, CSeq one higher).
+        const again = !retried && r.status === 422 && timerHeaders && !canceled && !s.closed ? headersAfter422(r.res, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
+        if (!again) break;
+        timerHeaders = again;
+        opts.headers = { ...headers, ...again, ...sameCallAs(r.request) };
+        log.info({ carrier: carrier.name, minSe: again['Min-SE'] }, 'carrier answered 422 (session interval too small): INVITE sent again with its Min-SE');
+      }
       if (r.dialog) {
+        // RFC 4028 §7.2: the carrier leg's timer from its 2xx (armed once Teams is answered).
+        const plan = timerHeaders ? negotiateCarrierUac(r.dialog.res ?? {}, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
+        if (plan) s.carrierTimerPlan = plan;
         // RFC 3262 §5 / RFC 3261 §13.2.1: a reliable 18x completed the offer/answer, so the
         // carrier's 2xx may carry no SDP; Teams still needs its answer in our 2xx: the SDP it
         // got in the 18x (its side never changed). After an early UPDATE rtpengine has the
@@ -223,6 +243,9 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       if (!carrierFailover(lastStatus)) break;
     }
     if (canceled || s.closed) return;
+    // A 422 concerns the carrier leg's session timer only: never passed to Teams (its INVITE's
+    // interval was accepted, and a 422 without Min-SE would be malformed, RFC 4028 §9).
+    if (lastStatus === 422) lastStatus = 500;
     await fail(lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503, lastReason);
 
     async function relay(p: any): Promise<void> {
@@ -246,6 +269,21 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     log.error({ err: (err as Error).message }, 'outbound call failed');
     await fail(500);
   }
+}
+
+/** Call-ID, From (with its tag), To and the next CSeq of a request, for another INVITE in the same call. */
+function sameCallAs(sent: any): Record<string, string> {
+  const out: Record<string, string> = {};
+  const get = (n: string): string | undefined => (sent?.has?.(n) ? String(sent.get(n)) : undefined);
+  const callId = get('Call-ID');
+  const from = get('From');
+  const to = get('To');
+  const cseq = Number(/^\s*(\d+)/.exec(get('CSeq') ?? '')?.[1]);
+  if (callId) out['Call-ID'] = callId;
+  if (from) out.From = from;
+  if (to) out.To = to;
+  if (Number.isFinite(cseq)) out.CSeq = `${cseq + 1} INVITE`;
+  return out;
 }
 
 /** Every value of a header that may appear on several lines or comma-joined. */

@@ -28,6 +28,8 @@ export interface RingGroupCall {
   isCanceled(): boolean;
   setCurrent(a: UacAttempt | undefined): void;
   earlyMedia: EarlyMediaMode;
+  /** Headers of the 2xx to the carrier (its session timer, RFC 4028 §9). */
+  uasHeaders?: Record<string, string>;
 }
 
 function memberHeaders(h: Record<string, string>, number: string, primaryHost: string): Record<string, string> {
@@ -108,6 +110,8 @@ async function simultaneous(ctx: GatewayContext, o: RingGroupCall, primary: { ho
     localSdpA: async (sdp: string) => (s.media ? s.media.answer('teams', sdp) : sdp),
     proxy,
     timeout: group.memberTimeoutSec,
+    // drachtio-fn-b2b-sugar puts these in the 2xx to the caller (CallManager#copyUACHeadersToUAS).
+    ...(o.uasHeaders ? { responseHeaders: o.uasHeaders } : {}),
   };
   const sim = new Simring(req, res, [], opts, { cbProvisional: relay });
   sim.logger = { debug: () => undefined, info: (m: string) => s.log.debug(m), error: (m: string) => s.log.warn(m) };
@@ -157,7 +161,7 @@ async function oneMember(
     }
     const answer = s.media ? await s.media.answer('teams', r.dialog.remote.sdp) : r.dialog.remote.sdp;
     try {
-      const uas: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer });
+      const uas: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer, ...(o.uasHeaders ? { headers: o.uasHeaders } : {}) });
       return { uas, uac: r.dialog };
     } catch (err) {
       await r.dialog.destroy().catch(() => undefined);

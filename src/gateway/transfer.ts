@@ -4,6 +4,7 @@
  */
 import type { CallSession, SrfDialog } from './call-session.js';
 import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
+import { carrierRequestAnswered, carrierRequestHeaders } from './carrier-session-timer.js';
 import { featuresOf } from './features.js';
 import { armSessionTimer, noteReceived, noteSent, teamsInDialogHeaders, wireLeg } from './mid-call.js';
 import { directionOf, pinOf, towardTeams, withDirection } from './sdp-rules.js';
@@ -173,7 +174,8 @@ async function resumeCarrierIfHeld(s: CallSession, teamsSdp: string): Promise<vo
   try {
     s.busy = true;
     const offer = await s.media.offer('teams', withDirection(teamsSdp, 'sendrecv'));
-    const answer = await carrier.modify(offer);
+    const answer = await carrier.modify(offer, { headers: carrierRequestHeaders(s) });
+    carrierRequestAnswered(s);
     noteSent(s, 'carrier', offer);
     noteReceived(s, 'carrier', answer);
     await s.media.answer('carrier', answer);

@@ -9,6 +9,8 @@ export interface AttemptResult {
   /** The final response (for Reason / Retry-After). */
   res?: any;
   error?: unknown;
+  /** The INVITE as sent (the last one, after a 401/407 challenge): a retry in the same call reuses its Call-ID, From and CSeq. */
+  request?: any;
   /** No provisional response (> 100) within the attempt timeout: the attempt was cancelled. */
   timedOut: boolean;
   /** Cancelled on timeout but no final response came either: given up without one. */
@@ -58,6 +60,8 @@ function takeOverUpdates(r: any, fn: (req: any, res: any) => void): void {
 export class UacAttempt {
   readonly result: Promise<AttemptResult>;
   #req: any;
+  /** The last INVITE sent (drachtio-srf re-sends it with credentials after a challenge). */
+  #sent: any;
   #cancelWanted = false;
   #gotProvisional = false;
   #settled = false;
@@ -71,7 +75,7 @@ export class UacAttempt {
         this.#settled = true;
         clearTimeout(timer);
         clearTimeout(grace);
-        resolve({ timedOut, ...r });
+        resolve({ timedOut, ...(this.#sent ? { request: this.#sent } : {}), ...r });
       };
       const timer = setTimeout(() => {
         if (this.#gotProvisional || this.#settled) return;
@@ -82,6 +86,8 @@ export class UacAttempt {
       const p: Promise<SrfDialog> = o.srf.createUAC(o.uri, o.opts, {
         cbRequest: (_err: unknown, r: any) => {
           this.#req = r;
+          this.#sent = r;
+          r?.on?.('authenticate', (next: any) => (this.#sent = next));
           if (r && o.onUpdate) takeOverUpdates(r, o.onUpdate);
           if (this.#cancelWanted) this.#sendCancel();
         },
