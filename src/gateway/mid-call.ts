@@ -230,16 +230,16 @@ async function refreshTeams(ctx: GatewayContext, s: CallSession): Promise<void> 
   if (s.busy) return st.retry(500);
   const teamsIsUac = st.peerIsUac;
   const sdp = s.sdpTo.teams ?? d.local.sdp;
-  // FIXME(rfc4028 §7.4): the refresher parameter of a refresh request names a role in that
-  // request (we are its UAC); toward Teams it is kept relative to the INVITE that set up the
-  // leg, as the Teams tests pin it.
-  const refresher = teamsIsUac ? 'uas' : 'uac';
+  // RFC 4028 §7.4/§9: the refresher parameter of a request names a role in that request. We
+  // send this re-INVITE, so `refresher=uac` keeps the refreshing with us; once it succeeds we
+  // go on refreshing (the roles of the INVITE that set up the leg, what armSessionTimer reads).
+  const keepRefreshing = teamsIsUac ? 'uas' : 'uac';
   try {
     s.busy = true;
-    const answer = await d.modify(sdp, { headers: { ...teamsInDialogHeaders(s), Supported: 'timer', 'Session-Expires': `${st.interval};refresher=${refresher}` } });
+    const answer = await d.modify(sdp, { headers: { ...teamsInDialogHeaders(s), Supported: 'timer', 'Session-Expires': `${st.interval};refresher=uac` } });
     noteReceived(s, 'teams', typeof answer === 'string' ? answer : undefined);
     s.log.debug('session refreshed toward Teams');
-    armSessionTimer(ctx, s, `${st.interval};refresher=${refresher}`, teamsIsUac);
+    armSessionTimer(ctx, s, `${st.interval};refresher=${keepRefreshing}`, teamsIsUac);
   } catch (err) {
     // RFC 4028 §10: a refresh that fails with 408/481 ends the session.
     s.log.info({ err: (err as Error).message, status: (err as { status?: number }).status }, 'session refresh toward Teams failed: call ended');

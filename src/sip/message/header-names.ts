@@ -12,6 +12,7 @@ const CANONICAL: Readonly<Record<string, string>> = {
   'record-route': 'Record-Route', route: 'Route', www_authenticate: 'WWW-Authenticate',
   'www-authenticate': 'WWW-Authenticate', rseq: 'RSeq', rack: 'RAck', 'p-asserted-identity': 'P-Asserted-Identity',
   'p-preferred-identity': 'P-Preferred-Identity', 'mime-version': 'MIME-Version', 'sip-etag': 'SIP-ETag', 'sip-if-match': 'SIP-If-Match',
+  'min-se': 'Min-SE',
 };
 
 // Header names repeat on every message: remember the keys of the names seen (bounded, so a

@@ -273,3 +273,16 @@ describe('SipMessage typed views', () => {
     expect(text.endsWith('Content-Length: 3\r\n\r\n€')).toBe(true);
   });
 });
+
+describe('canonical header names', () => {
+  it('spells known names as their RFCs do and others Word-Capitalized, whatever the input case', async () => {
+    const { canonicalName } = await import('../../../src/sip/message/header-names.js');
+    expect(canonicalName('min-se')).toBe('Min-SE'); // RFC 4028
+    expect(canonicalName('MIN-SE')).toBe('Min-SE');
+    expect(canonicalName('call-id')).toBe('Call-ID');
+    expect(canonicalName('i')).toBe('Call-ID');
+    expect(canonicalName('x')).toBe('Session-Expires');
+    expect(canonicalName('cseq')).toBe('CSeq');
+    expect(canonicalName('x-ms-teams-foo')).toBe('X-Ms-Teams-Foo');
+  });
+});
