@@ -71,6 +71,24 @@ class Caller {
     return text;
   }
 
+  /** An out-of-dialog MESSAGE to `user` (a method without an INVITE handler of its own). */
+  async sendMessage(user: string, cseq: number): Promise<void> {
+    const text = [
+      `MESSAGE sip:${user}@${SIP_IP}:${this.server.sipPort} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${CALLER_IP}:${this.peer.port};branch=z9hG4bK${uid('m')};rport`,
+      `From: <sip:alice@${CALLER_IP}>;tag=${uid('t')}`,
+      `To: <sip:${user}@${SIP_IP}>`,
+      `Call-ID: ${uid('msg')}`,
+      `CSeq: ${cseq} MESSAGE`,
+      'Max-Forwards: 70',
+      'Content-Type: text/plain',
+      'Content-Length: 2',
+      '',
+      'hi',
+    ].join('\r\n');
+    await this.peer.send(text, SIP_IP, this.server.sipPort);
+  }
+
   /** ACK for a non-2xx final: same branch, the response's To (§17.1.1.3). */
   async ackFailure(res: Datagram): Promise<void> {
     await this.peer.send(
@@ -309,20 +327,7 @@ describe('outbound mode: tcp:// request handler (srf.listen)', () => {
     hook.reply({ action: 'route', data: { uri: `${APP_IP}:${wrong.port}` } });
     // (the tcp:// handler is for INVITE only; a MESSAGE goes to the `*` webhook)
     const c2 = await caller(s);
-    const msg = [
-      `MESSAGE sip:carol@${SIP_IP}:${s.sipPort} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${CALLER_IP}:${c2.peer.port};branch=z9hG4bK${uid('m')};rport`,
-      `From: <sip:alice@${CALLER_IP}>;tag=${uid('t')}`,
-      `To: <sip:carol@${SIP_IP}>`,
-      `Call-ID: ${uid('msg')}`,
-      'CSeq: 1 MESSAGE',
-      'Max-Forwards: 70',
-      'Content-Type: text/plain',
-      'Content-Length: 2',
-      '',
-      'hi',
-    ].join('\r\n');
-    await c2.peer.send(msg, SIP_IP, s.sipPort);
+    await c2.sendMessage('carol', 1);
     const r2 = await c2.peer.waitFor((d) => d.text.includes('CSeq: 1 MESSAGE'), 5000);
     expect(r2.text).toMatch(/^SIP\/2\.0 480 /);
     expect(wrong.connections).toBe(1);
@@ -615,21 +620,8 @@ describe('outbound mode: webhook request handler', () => {
     await c.sendInvite();
     const r = await c.response(480);
     await c.ackFailure(r);
-    const msg = [
-      `MESSAGE sip:bob@${SIP_IP}:${s.sipPort} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${CALLER_IP}:${c.peer.port};branch=z9hG4bK${uid('m')};rport`,
-      `From: <sip:alice@${CALLER_IP}>;tag=${uid('t')}`,
-      `To: <sip:bob@${SIP_IP}>`,
-      `Call-ID: ${uid('msg')}`,
-      'CSeq: 7 MESSAGE',
-      'Max-Forwards: 70',
-      'Content-Type: text/plain',
-      'Content-Length: 2',
-      '',
-      'hi',
-    ].join('\r\n');
     const t0 = Date.now();
-    await c.peer.send(msg, SIP_IP, s.sipPort);
+    await c.sendMessage('bob', 7);
     const r2 = await c.peer.waitFor((d) => d.text.includes('CSeq: 7 MESSAGE'), 5000);
     expect(r2.text).toMatch(/^SIP\/2\.0 480 /);
     expect(Date.now() - t0).toBeLessThan(1400);
@@ -685,19 +677,7 @@ describe('outbound mode: webhook request handler', () => {
     const c = await caller(s);
     await c.sendInvite();
     await c.response(180);
-    const msg = [
-      `MESSAGE sip:bob@${SIP_IP}:${s.sipPort} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${CALLER_IP}:${c.peer.port};branch=z9hG4bK${uid('m')};rport`,
-      `From: <sip:alice@${CALLER_IP}>;tag=${uid('t')}`,
-      `To: <sip:bob@${SIP_IP}>`,
-      `Call-ID: ${uid('msg')}`,
-      'CSeq: 3 MESSAGE',
-      'Max-Forwards: 70',
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n');
-    await c.peer.send(msg, SIP_IP, s.sipPort);
+    await c.sendMessage('bob', 3);
     await waitFor(() => hook.requests.length === 1);
     expect(s.stats()).toMatchObject({ appConnections: 1, pendingRequests: 2 });
     await s.close();
