@@ -27,6 +27,12 @@ export interface SrfDialog {
  * One call through the gateway: the A leg (the side that called us), the B leg, the media
  * session and the admission slot, with one idempotent teardown used by every way a call ends.
  */
+/**
+ * RFC 4028 §10 endings, per leg: no refresh came from the peer before the session expired, or
+ * our refresh failed (408, 481 or no answer).
+ */
+export type EndCause = `${'carrier' | 'teams'}_${'session_expired' | 'refresh_failed'}`;
+
 export class CallSession {
   readonly log: Logger;
   readonly direction: Direction;
@@ -41,6 +47,8 @@ export class CallSession {
   endedAt?: number;
   finalStatus?: number;
   hangupBy?: HangupBy;
+  /** Why the gateway ended an answered call, when a session timer did it (CDR `endCause`, metrics). */
+  endCause?: EndCause;
   /** Details for CDRs and metrics (read by src/ops/call-observer.ts). */
   carrier?: string;
   from?: string;
@@ -214,7 +222,7 @@ export class CallSession {
     this.retired.clear();
     await this.media?.delete().catch((err: Error) => this.log.warn({ err: err.message }, 'media delete failed'));
     if (this.#admission) await this.#admission.admission.release(this.#admission.tenantId, this.#admission.callId).catch(() => {});
-    this.log.info({ hangupBy: by, durationMs: this.answeredAt ? this.endedAt - this.answeredAt : 0, status: this.finalStatus }, 'call ended');
+    this.log.info({ hangupBy: by, durationMs: this.answeredAt ? this.endedAt - this.answeredAt : 0, status: this.finalStatus, ...(this.endCause ? { endCause: this.endCause } : {}) }, 'call ended');
     this.#onClose(this);
     await Promise.all(byes);
   }

@@ -175,6 +175,7 @@ export function armCarrierSessionTimer(s: CallSession): void {
     onRefreshDue: () => void refreshCarrier(s),
     onExpired: () => {
       s.log.info({ sessionExpires: st.interval, carrier: s.carrier }, 'session timer expired: no refresh from the carrier; call ended on both legs');
+      s.endCause = 'carrier_session_expired';
       void s.close('gateway', 408);
     },
   }));
@@ -266,6 +267,7 @@ async function refreshCarrier(s: CallSession): Promise<void> {
   // response, then the UAC sends a BYE request."
   if (status === undefined || status === 408 || status === 481) {
     s.log.info({ method, status, err: error, carrier: s.carrier }, 'session refresh toward the carrier failed: call ended on both legs');
+    s.endCause = 'carrier_refresh_failed';
     void s.close('gateway', 408);
     return;
   }

@@ -214,6 +214,7 @@ export function armSessionTimer(ctx: GatewayContext, s: CallSession, value: stri
     onRefreshDue: () => void refreshTeams(ctx, s),
     onExpired: () => {
       s.log.info({ sessionExpires: st.interval }, 'session timer expired: no refresh from Teams');
+      s.endCause = 'teams_session_expired';
       void s.close('gateway', 408);
     },
   }));
@@ -243,6 +244,7 @@ async function refreshTeams(ctx: GatewayContext, s: CallSession): Promise<void> 
   } catch (err) {
     // RFC 4028 §10: a refresh that fails with 408/481 ends the session.
     s.log.info({ err: (err as Error).message, status: (err as { status?: number }).status }, 'session refresh toward Teams failed: call ended');
+    s.endCause = 'teams_refresh_failed';
     void s.close('gateway', 408);
   } finally {
     s.busy = false;

@@ -15,6 +15,8 @@ export interface Cdr {
   finalStatus: number;
   /** caller | callee | gateway */
   hangupBy: string;
+  /** Set when an RFC 4028 session timer ended the call: `<leg>_session_expired` or `<leg>_refresh_failed` (leg carrier | teams). */
+  endCause: string | null;
   teamsProxy: string | null;
   media: Record<string, number> | null;
 }

@@ -61,6 +61,10 @@ export class ObservedCallSet extends Set<CallSession> {
     } else {
       m.callsFailed.inc({ ...labels, class: sipClass(status) });
     }
+    if (s.endCause) {
+      const [leg, ...rest] = s.endCause.split('_');
+      m.sessionTimerEnds.inc({ leg, outcome: rest.join('_'), carrier: d.carrier ?? '' });
+    }
     if (d.firstProvisionalAt) m.setupFirst18x.observe({ direction: s.direction }, (d.firstProvisionalAt - s.startedAt) / 1000);
     const end = s.endedAt ?? Date.now();
     const stats = d.media?.finalStats;
@@ -77,6 +81,7 @@ export class ObservedCallSet extends Set<CallSession> {
       durationSec: s.answeredAt ? Math.round((end - s.answeredAt) / 100) / 10 : 0,
       finalStatus: status,
       hangupBy: s.hangupBy ?? 'gateway',
+      endCause: s.endCause ?? null,
       teamsProxy: d.teamsProxy ?? null,
       media: stats && typeof stats === 'object' ? flattenStats(stats as Record<string, unknown>) : null,
     };

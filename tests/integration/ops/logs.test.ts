@@ -166,7 +166,7 @@ describe('CDR log lines (the real process)', () => {
     for (const l of cdrs) {
       expect(l).toMatchObject({ level: 30, svc: 'teams-gw', component: 'cdr' });
       expect(Object.keys(l.cdr).sort()).toEqual(
-        ['answerTime', 'callId', 'carrier', 'direction', 'durationSec', 'endTime', 'finalStatus', 'from', 'hangupBy', 'media', 'startTime', 'teamsProxy', 'tenant', 'to'].sort(),
+        ['answerTime', 'callId', 'carrier', 'direction', 'durationSec', 'endCause', 'endTime', 'finalStatus', 'from', 'hangupBy', 'media', 'startTime', 'teamsProxy', 'tenant', 'to'].sort(),
       );
     }
     expect(by.get(ids.answered!)?.cdr).toMatchObject({ direction: 'inbound', tenant: 'acme', finalStatus: 200, hangupBy: 'caller' });

@@ -97,6 +97,9 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
 
   it('the carrier never refreshes: after interval - interval/3 both legs get a BYE and the rtpengine session is deleted', async () => {
     fastCarrierTimers();
+    const carrierExpiries = async (): Promise<number> =>
+      (await h.gw.ops.metrics.sessionTimerEnds.get()).values.filter((v) => v.labels.leg === 'carrier' && v.labels.outcome === 'session_expired').reduce((n, v) => n + v.value, 0);
+    const expiriesBefore = await carrierExpiries();
     const logMark = h.logs.length;
     h.ft.script([step.answer(20)]);
     const mark = h.ft.calls.length;
@@ -121,6 +124,8 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
     const logs = h.logs.slice(logMark);
     expect(logs.find((l) => l.msg === 'call ended')).toMatchObject({ hangupBy: 'gateway', status: 408 });
     expect(logs.some((l) => l.msg === 'session timer expired: no refresh from the carrier; call ended on both legs')).toBe(true);
+    // The NOC sees why: a counter per leg, outcome and carrier (and the CDR's endCause, tests/unit/ops).
+    expect((await carrierExpiries()) - expiriesBefore).toBe(1);
   });
 
   it('no refresher parameter: the gateway refreshes (refresher=uas); the carrier gets an UPDATE without SDP at about half the interval, then another', async () => {
