@@ -1,5 +1,6 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
+import { PendingInvite } from './pending-invite.js';
 import { completeLateOffer, earlyCarrierUpdate, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { negotiateCarrierUas } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
@@ -34,15 +35,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   let log = ctx.log.child({ callId, direction: 'inbound', carrier: carrier.name });
   // Registered first: a CANCEL can arrive while we wait for the tenant store, admission or
   // rtpengine, and must stop the call at whatever step it reached.
-  let canceled = false;
-  const ref: { session?: CallSession } = {};
-  let current: UacAttempt | undefined;
-  req.on('cancel', () => {
-    canceled = true;
-    log.info('CANCEL from carrier');
-    current?.cancel();
-    void ref.session?.close('caller', 487);
-  });
+  const pending = new PendingInvite(req, () => log, 'carrier');
   // §4.6: Teams needs an offer; a carrier INVITE without one is interworked (late offer).
   const lateOffer = !String(req.body ?? '').trim();
   // §4.17: 100rel and PRACK on the carrier leg only (RFC 3262, carrier-leg.ts).
@@ -50,15 +43,11 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     mode: rel100Of(req, reliableProvisionalsFor(ctx, carrier.name)),
     lateOffer,
     log,
-    onPrackTimeout: () => {
-      canceled = true;
-      current?.cancel();
-      void ref.session?.close('gateway', 500);
-    },
+    onPrackTimeout: () => pending.abort('gateway', 500),
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
     log.info({ status, reason: why }, 'call rejected');
-    if (!canceled) sendFailure(res, status, why, retryAfter, extra);
+    if (!pending.canceled) sendFailure(res, status, why, retryAfter, extra);
   };
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30);
   // RFC 4028 §9: the carrier leg's own session timer (carrier-session-timer.ts); an interval
@@ -76,7 +65,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   const { tenant, ringGroup: group } = match;
   log = log.child({ tenant: tenant.id });
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'));
-  if (canceled) return;
+  if (pending.canceled) return;
   const calledForTeams = normalize(called, tenant.normalization.inbound);
 
   // §4.2: From carries the caller's E.164; take it from P-Asserted-Identity when only that has it.
@@ -94,7 +83,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   if (!adm.ok) return reject(503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter);
 
   const s = new CallSession({ log, direction: 'inbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
-  ref.session = s;
+  pending.session = s;
   s.carrier = carrier.name;
   s.from = caller;
   s.to = calledForTeams;
@@ -103,7 +92,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   s.holdAdmission(ctx.admission, tenant.id, callId);
   if (carrierTimer.kind === 'accept') s.carrierTimerPlan = carrierTimer.plan;
   ctx.calls.add(s);
-  if (canceled) return void (await s.close('caller', 487));
+  if (pending.canceled) return void (await s.close('caller', 487));
   // RFC 3311: the carrier may UPDATE its early dialog (after a reliable 18x).
   req.on('update', (u: any, r: any) => void earlyCarrierUpdate(s, u, r));
 
@@ -121,12 +110,12 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
         offer = await s.media.offer('carrier', carrierOffer);
       } catch (err) {
-        if (canceled || s.closed) return;
+        if (pending.canceled || s.closed) return;
         log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'no media anchor available: call rejected with 503');
         return void (await failCall(s, res, 503, reason(41, 'Media resources unavailable'), 10));
       }
     }
-    if (canceled || s.closed) return;
+    if (pending.canceled || s.closed) return;
     const sig = ctx.config.teams.signalingPort;
     const headers: Record<string, string> = {
       From: caller === 'anonymous' ? `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>` : `<sip:${caller}@${tenant.fqdn};user=phone>`,
@@ -148,8 +137,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         headers,
         offer,
         group,
-        isCanceled: () => canceled,
-        setCurrent: (a) => (current = a),
+        isCanceled: () => pending.canceled,
+        setCurrent: (a) => (pending.current = a),
         earlyMedia: earlyMediaMode(),
         ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
       });
@@ -164,7 +153,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     let lastStatus: number | undefined;
     let lastReason: string | undefined;
     for (const proxy of teamsAttempts(ctx)) {
-      if (canceled || s.closed) return;
+      if (pending.canceled || s.closed) return;
       let nextHop: string;
       try {
         nextHop = await teamsNextHop(ctx, proxy);
@@ -186,9 +175,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           void relayProvisional(p);
         },
       });
-      current = attempt;
+      pending.current = attempt;
       const r = await attempt.result;
-      current = undefined;
+      pending.current = undefined;
       if (r.dialog) {
         const b = r.dialog;
         const up = await bridgeAnswered(ctx, s, {
@@ -198,7 +187,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           offerSent: offer,
           aSide: 'carrier',
           bSide: 'teams',
-          gone: () => canceled,
+          gone: () => pending.canceled,
           ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
           teamsSessionExpires: b.res?.get?.('Session-Expires'),
           teamsIsUac: false,
@@ -208,7 +197,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         if (lateOffer) await completeLateOffer(s);
         return;
       }
-      if (canceled || s.closed) return;
+      if (pending.canceled || s.closed) return;
       lastStatus = r.status;
       lastReason = r.res?.get?.('Reason');
       const retryAfter = Number.parseInt(String(r.res?.get?.('Retry-After') ?? ''), 10);
@@ -222,7 +211,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       if (provisional) break; // §1.9/§1.11: never fail over after an 18x
       if (!teamsFailover(lastStatus)) break;
     }
-    if (canceled || s.closed) return;
+    if (pending.canceled || s.closed) return;
     // Every proxy failed (or one refused): the carrier gets the last status; transport
     // failures everywhere map to 503 (RFC 3261 §16.7 / §21.5.4: try another route later).
     const status = lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503;
@@ -235,7 +224,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     }
 
     async function relayProvisional(p: any): Promise<void> {
-      if (p.status <= 100 || canceled || res.finalResponseSent) return;
+      if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;
       provisional = true;
       s.firstProvisionalAt ??= Date.now();
       try {
@@ -249,7 +238,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           sent183 = true;
           let sdp = p.body as string;
           if (s.media) sdp = await s.media.answer('teams', sdp);
-          if (!canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+          if (!pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
           return;
         }
         if (p.status === 183) {

@@ -1,6 +1,7 @@
 import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
+import { PendingInvite } from './pending-invite.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.js';
 import { earlyCarrierUpdate } from './carrier-leg.js';
 import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
@@ -55,18 +56,10 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'outbound' });
   // Registered first: Teams may CANCEL while we wait for admission or rtpengine.
-  let canceled = false;
-  const ref: { session?: CallSession } = {};
-  let current: UacAttempt | undefined;
-  req.on('cancel', () => {
-    canceled = true;
-    log.info('CANCEL from Teams');
-    current?.cancel();
-    void ref.session?.close('caller', 487);
-  });
+  const pending = new PendingInvite(req, () => log, 'Teams');
   const reject = (status: number, why?: string, retryAfter?: number, extra: Record<string, string> = {}) => {
     log.info({ status, reason: why }, 'call rejected');
-    if (!canceled) sendFailure(res, status, why, retryAfter, extra);
+    if (!pending.canceled) sendFailure(res, status, why, retryAfter, extra);
   };
   // §5.3: the tenant is the Request-URI host (the derived trunk FQDN Teams dialled).
   const host = String(req.uri).replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
@@ -102,7 +95,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const fromUser = userOf(req.get('From')) ?? 'anonymous';
   const targets = carrierTargets(ctx, tenant);
   const s = new CallSession({ log, direction: 'outbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
-  ref.session = s;
+  pending.session = s;
   // Known before the call is counted (metrics label it with its first carrier).
   s.from = fromUser;
   s.to = tenantNumber;
@@ -113,7 +106,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   if (targets[0]) s.carrier = targets[0].carrier.name;
   s.holdAdmission(ctx.admission, tenant.id, callId);
   ctx.calls.add(s);
-  if (canceled) return void (await s.close('caller', 487));
+  if (pending.canceled) return void (await s.close('caller', 487));
   const fail = async (status: number, why?: string, retryAfter?: number) => {
     reject(status, why, retryAfter, teamsHeaders);
     await s.close('gateway', status);
@@ -127,12 +120,12 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
         offer = await s.media.offer('teams', offer);
       } catch (err) {
-        if (canceled || s.closed) return;
+        if (pending.canceled || s.closed) return;
         log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'no media anchor available: call rejected with 503');
         return void (await fail(503, reason(41, 'Media resources unavailable'), 10));
       }
     }
-    if (canceled || s.closed) return;
+    if (pending.canceled || s.closed) return;
     if (targets.length === 0) return void (await fail(503, reason(38, 'No carrier trunk configured')));
     let provisional = false;
     let lastStatus: number | undefined;
@@ -142,7 +135,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     /** The carrier changed its media with an UPDATE in the early dialog (RFC 3311). */
     let updatedEarly = false;
     for (const { carrier, target } of targets) {
-      if (canceled || s.closed) return;
+      if (pending.canceled || s.closed) return;
       const number = normalize(tenantNumber, carrier.normalization.outbound);
       const callerNum = fromUser === 'anonymous' ? 'anonymous' : normalize(fromUser, carrier.normalization.outbound);
       const tparam = target.transport === 'udp' ? '' : `;transport=${target.transport}`;
@@ -186,13 +179,13 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           onProvisional: (p: any) => void relay(p),
           onUpdate: (u: any, r: any) => void earlyCarrierUpdate(s, u, r).then((ok) => (updatedEarly ||= ok)),
         });
-        current = attempt;
+        pending.current = attempt;
         r = await attempt.result;
-        current = undefined;
+        pending.current = undefined;
         // RFC 4028 §7.1/§8.1: a 422 names the carrier's Min-SE; the INVITE goes once more asking
         // for at least that much, in the same call (RFC 3261 §8.1.3.5: same Call-ID, From and
         // To, CSeq one higher).
-        const again = !retried && r.status === 422 && timerHeaders && !canceled && !s.closed ? headersAfter422(r.res, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
+        const again = !retried && r.status === 422 && timerHeaders && !pending.canceled && !s.closed ? headersAfter422(r.res, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
         if (!again) break;
         timerHeaders = again;
         opts.headers = { ...headers, ...again, ...sameCallAs(r.request) };
@@ -224,7 +217,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           offerSent: offer,
           aSide: 'teams',
           bSide: 'carrier',
-          gone: () => canceled,
+          gone: () => pending.canceled,
           uasHeaders: { ...teamsHeaders, ...seHeaders },
           ...(aAnswer ? { aAnswer } : {}),
           teamsSessionExpires: seHeaders['Session-Expires'],
@@ -234,7 +227,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         log.info({ carrier: carrier.name, target: `${target.host}:${target.port}` }, 'call answered');
         return;
       }
-      if (canceled || s.closed) return;
+      if (pending.canceled || s.closed) return;
       lastStatus = r.status;
       lastReason = r.res?.get?.('Reason');
       if (r.timedOut && (lastStatus === undefined || lastStatus === 487)) lastStatus = 408;
@@ -242,14 +235,14 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       if (provisional) break; // Teams saw an 18x: no other route may ring (§1.11)
       if (!carrierFailover(lastStatus)) break;
     }
-    if (canceled || s.closed) return;
+    if (pending.canceled || s.closed) return;
     // A 422 concerns the carrier leg's session timer only: never passed to Teams (its INVITE's
     // interval was accepted, and a 422 without Min-SE would be malformed, RFC 4028 §9).
     if (lastStatus === 422) lastStatus = 500;
     await fail(lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503, lastReason);
 
     async function relay(p: any): Promise<void> {
-      if (p.status <= 100 || canceled || res.finalResponseSent) return;
+      if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;
       provisional = true;
       s.firstProvisionalAt ??= Date.now();
       try {
@@ -260,7 +253,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         if (reliable) noteReceived(s, 'carrier', body);
         if (body && s.media) body = await s.media.answer('carrier', body);
         if (reliable) earlyToTeams = body;
-        if (!canceled && !res.finalResponseSent) res.send(p.status, { headers: teamsHeaders, ...(body ? { body } : {}) });
+        if (!pending.canceled && !res.finalResponseSent) res.send(p.status, { headers: teamsHeaders, ...(body ? { body } : {}) });
       } catch (err) {
         log.warn({ err: (err as Error).message, status: p.status }, 'provisional not relayed');
       }
