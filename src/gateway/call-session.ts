@@ -33,6 +33,14 @@ export interface SrfDialog {
  */
 export type EndCause = `${'carrier' | 'teams'}_${'session_expired' | 'refresh_failed'}`;
 
+/** The Reason header (RFC 3326) of the BYEs sent for each EndCause. */
+const END_CAUSE_REASON: Record<EndCause, string> = {
+  carrier_session_expired: 'SIP;cause=408;text="Session expired: no refresh from the carrier"',
+  carrier_refresh_failed: 'SIP;cause=408;text="Session refresh toward the carrier failed"',
+  teams_session_expired: 'SIP;cause=408;text="Session expired: no refresh from Teams"',
+  teams_refresh_failed: 'SIP;cause=408;text="Session refresh toward Teams failed"',
+};
+
 export class CallSession {
   readonly log: Logger;
   readonly direction: Direction;
@@ -215,8 +223,10 @@ export class CallSession {
     this.hangupBy = by;
     if (status !== undefined) this.finalStatus = status;
     const byes: Promise<unknown>[] = [];
-    if (this.a && by !== 'caller') byes.push(this.a.destroy().catch(() => {}));
-    if (this.b && by !== 'callee') byes.push(this.b.destroy().catch(() => {}));
+    // RFC 3326: a BYE the gateway sends because a session timer ran out says why (RFC 4028 §10).
+    const byeOpts = this.endCause ? { headers: { Reason: END_CAUSE_REASON[this.endCause] } } : undefined;
+    if (this.a && by !== 'caller') byes.push(this.a.destroy(byeOpts).catch(() => {}));
+    if (this.b && by !== 'callee') byes.push(this.b.destroy(byeOpts).catch(() => {}));
     // A replaced Teams leg Teams never ended: the call is over, so it goes too.
     for (const d of this.retired) if (d.connected !== false) byes.push(d.destroy().catch(() => {}));
     this.retired.clear();

@@ -115,6 +115,9 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
     const ok = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     expect(header(ok.text, 'Session-Expires')).toBe('3;refresher=uac');
     const bye = find(t, 'received', /^BYE /)[0]!;
+    // RFC 3326: both BYEs say why.
+    expect(header(bye.text, 'Reason')).toBe('SIP;cause=408;text="Session expired: no refresh from the carrier"');
+    expect(call.requests.items.find((q) => q.method === 'BYE')?.get('reason')).toBe('SIP;cause=408;text="Session expired: no refresh from the carrier"');
     // RFC 4028 §10: the BYE goes min(32, 3/3) = 1 s before the 3 s expiry.
     expect(bye.at - ok.at).toBeGreaterThanOrEqual(1800);
     expect(bye.at - ok.at).toBeLessThan(3000);
