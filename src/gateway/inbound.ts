@@ -137,8 +137,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         headers,
         offer,
         group,
-        isCanceled: () => pending.canceled,
-        setCurrent: (a) => (pending.current = a),
+        pending,
         earlyMedia: earlyMediaMode(),
         ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
       });

@@ -9,6 +9,7 @@ import type { CallSession, SrfDialog } from './call-session.js';
 import type { RingGroup } from '../tenants/types.js';
 import { type GatewayContext, sendFailure, teamsNextHop } from './context.js';
 import type { EarlyMediaMode } from './features.js';
+import type { PendingInvite } from './pending-invite.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
 import { teamsRequestUri } from './inbound.js';
@@ -25,8 +26,8 @@ export interface RingGroupCall {
   headers: Record<string, string>;
   offer: string;
   group: RingGroup;
-  isCanceled(): boolean;
-  setCurrent(a: UacAttempt | undefined): void;
+  /** The carrier's INVITE: whether it was cancelled, and where the attempt in flight goes (cancelled with it). */
+  pending: PendingInvite;
   earlyMedia: EarlyMediaMode;
   /** Headers of the 2xx to the carrier (its session timer, RFC 4028 §9). */
   uasHeaders?: Record<string, string>;
@@ -46,7 +47,7 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
   const primary = ctx.teamsProxies.list()[0]!;
   let ringing = false;
   const relay = (p: any) => {
-    if (p.status <= 100 || o.isCanceled() || res.finalResponseSent) return;
+    if (p.status <= 100 || o.pending.canceled || res.finalResponseSent) return;
     s.firstProvisionalAt ??= Date.now();
     // Several members ring: the carrier gets one 180 (their early media would compete).
     if (!ringing) {
@@ -66,16 +67,16 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
     });
   } else {
     for (const number of group.members) {
-      if (o.isCanceled() || s.closed) return;
+      if (o.pending.canceled || s.closed) return;
       answered = await oneMember(ctx, o, number, group.memberTimeoutSec, primary, relay).catch(() => undefined);
       if (answered) break;
     }
   }
-  if (!answered && group.fallback && !o.isCanceled() && !s.closed) {
+  if (!answered && group.fallback && !o.pending.canceled && !s.closed) {
     log.info({ fallback: group.fallback }, 'ring group: fallback');
     answered = await oneMember(ctx, o, group.fallback, group.memberTimeoutSec, primary, relay).catch(() => undefined);
   }
-  if (o.isCanceled() || s.closed) {
+  if (o.pending.canceled || s.closed) {
     if (answered) {
       await answered.uac.destroy().catch(() => undefined);
       await answered.uas.destroy().catch(() => undefined);
@@ -83,7 +84,7 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
     return;
   }
   if (!answered) {
-    if (!o.isCanceled()) sendFailure(res, 480);
+    if (!o.pending.canceled) sendFailure(res, 480);
     await s.close('gateway', 480);
     return;
   }
@@ -138,7 +139,7 @@ async function oneMember(
     attempt?.cancel();
   }, timeoutSec * 1000);
   const cancelWatch = setInterval(() => {
-    if (o.isCanceled() || s.closed) attempt?.cancel();
+    if (o.pending.canceled || s.closed) attempt?.cancel();
   }, 100);
   try {
     const headers = { ...o.headers, To: `<sip:${number}@${primary.host};user=phone>` };
@@ -147,15 +148,15 @@ async function oneMember(
       headers,
       sdp: o.offer,
       log: s.log,
-      stopped: () => timedOut || o.isCanceled() || s.closed,
+      stopped: () => timedOut || o.pending.canceled || s.closed,
       onAttempt: (a) => {
         attempt = a;
-        o.setCurrent(a);
+        o.pending.current = a;
       },
       onProvisional: relay,
     });
     if (!r.dialog) return undefined;
-    if (o.isCanceled() || s.closed) {
+    if (o.pending.canceled || s.closed) {
       await r.dialog.destroy().catch(() => undefined);
       return undefined;
     }
