@@ -16,6 +16,7 @@ import { freePort, sleep, UdpPeer, waitFor, withTimeout, type Datagram } from '.
 import { startSipServer, TEST_SECRET, waitForIdle, type StartedSipServer } from '../helpers/sip-server.js';
 import { createTestPki } from '../helpers/pki.js';
 import { connectSrf, type ConnectedSrf, type SrfInstance } from '../helpers/srf.js';
+import { headerValue as header, headerValues as headers } from '../helpers/sipp.js';
 
 const SIP_IP = '127.0.12.1';
 const HOOK_IP = '127.0.12.2';
@@ -90,15 +91,25 @@ class Caller {
   }
 
   /** ACK for a non-2xx final: same branch, the response's To (§17.1.1.3). */
-  async ackFailure(res: Datagram): Promise<void> {
+  ackFailure(res: Datagram): Promise<void> {
+    return this.#sameBranch('ACK', String(header(res.text, 'To')));
+  }
+
+  /** CANCEL of the INVITE: same branch and To as the INVITE (§9.1). */
+  cancel(): Promise<void> {
+    return this.#sameBranch('CANCEL', `<sip:bob@${SIP_IP}>`);
+  }
+
+  /** A request of the INVITE's transaction (its branch, CSeq number and Request-URI). */
+  async #sameBranch(method: 'ACK' | 'CANCEL', to: string): Promise<void> {
     await this.peer.send(
       [
-        `ACK ${this.ruri} SIP/2.0`,
+        `${method} ${this.ruri} SIP/2.0`,
         `Via: SIP/2.0/UDP ${CALLER_IP}:${this.peer.port};branch=${this.branch};rport`,
         `From: "Alice" <sip:alice@${CALLER_IP}:${this.peer.port}>;tag=${this.fromTag}`,
-        `To: ${header(res.text, 'To')}`,
+        `To: ${to}`,
         `Call-ID: ${this.callId}`,
-        'CSeq: 1 ACK',
+        `CSeq: 1 ${method}`,
         'Max-Forwards: 70',
         'Content-Length: 0',
         '',
@@ -134,14 +145,6 @@ class Caller {
   response(status: number, method = 'INVITE', timeoutMs = 5000): Promise<Datagram> {
     return this.peer.waitFor((d) => d.text.startsWith(`SIP/2.0 ${status} `) && d.text.includes(this.callId) && new RegExp(`\r\nCSeq: \\d+ ${method}\r\n`, 'i').test(d.text), timeoutMs);
   }
-}
-
-function header(text: string, name: string): string | undefined {
-  return new RegExp(`\r\n${name}:[ \t]*([^\r\n]*)`, 'i').exec(text)?.[1];
-}
-
-function headers(text: string, name: string): string[] {
-  return [...text.matchAll(new RegExp(`\r\n${name}:[ \t]*([^\r\n]*)`, 'gi'))].map((m) => m[1]!);
 }
 
 interface HookRequest {
@@ -639,22 +642,7 @@ describe('outbound mode: webhook request handler', () => {
     await c.sendInvite();
     await sleep(50);
     expect(s.stats().pendingRequests).toBe(1);
-    await c.peer.send(
-      [
-        `CANCEL ${c.ruri} SIP/2.0`,
-        `Via: SIP/2.0/UDP ${CALLER_IP}:${c.peer.port};branch=${c.branch};rport`,
-        `From: "Alice" <sip:alice@${CALLER_IP}:${c.peer.port}>;tag=${c.fromTag}`,
-        `To: <sip:bob@${SIP_IP}>`,
-        `Call-ID: ${c.callId}`,
-        'CSeq: 1 CANCEL',
-        'Max-Forwards: 70',
-        'Content-Length: 0',
-        '',
-        '',
-      ].join('\r\n'),
-      SIP_IP,
-      s.sipPort,
-    );
+    await c.cancel();
     await c.response(200, 'CANCEL');
     const terminated = await c.response(487);
     await c.ackFailure(terminated);
