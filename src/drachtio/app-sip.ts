@@ -1,4 +1,4 @@
-import { type HeaderField, TOKEN_RE, canonicalName, headerKey } from '../sip/message/index.js';
+import { type HeaderField, canonicalName, tokenHeaderKey } from '../sip/message/index.js';
 
 /**
  * SIP text as an app sends it (drachtio-wire-protocol.md §5): any header case, no Via, a
@@ -23,15 +23,13 @@ const IGNORED = new Set(['via', 'route', 'record-route', 'rseq', 'content-length
 
 export function parseAppSip(text: string): AppSip | undefined {
   let sep = text.indexOf('\r\n\r\n');
-  let sepLen = 4;
-  if (sep < 0) {
-    sep = text.length;
-    sepLen = 0;
-  }
-  const head = text.slice(0, sep);
-  const bodyText = sepLen ? text.slice(sep + sepLen) : '';
-  const lines = head.split('\r\n');
-  const first = (lines[0] ?? '').trim();
+  let bodyText = '';
+  if (sep < 0) sep = text.length;
+  else bodyText = text.slice(sep + 4);
+  // One pass over the header section, line by line (no intermediate array of lines).
+  let eol = text.indexOf('\r\n');
+  if (eol < 0 || eol > sep) eol = sep;
+  const first = text.slice(0, eol).trim();
   const out: AppSip = { isResponse: false, method: '', uri: '', status: 0, reason: '', headers: [], body: Buffer.from(bodyText, 'utf8'), dropped: [] };
   const sm = /^SIP\/2\.0\s+(\d{3})\s*(.*)$/i.exec(first);
   if (sm) {
@@ -44,18 +42,17 @@ export function parseAppSip(text: string): AppSip | undefined {
     out.method = rm[1]!.toUpperCase();
     out.uri = rm[2]!;
   }
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (!line) continue;
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon).trim() : '';
-    if (!name || !TOKEN_RE.test(name)) {
-      out.dropped.push(line.slice(0, 80));
-      continue;
+  for (let pos = eol + 2; pos < sep; ) {
+    let end = text.indexOf('\r\n', pos);
+    if (end < 0 || end > sep) end = sep;
+    if (end > pos) {
+      const colon = text.indexOf(':', pos);
+      const name = colon > pos && colon < end ? text.slice(pos, colon).trim() : '';
+      const key = name ? tokenHeaderKey(name) : undefined;
+      if (key === undefined) out.dropped.push(text.slice(pos, Math.min(end, pos + 80)));
+      else if (!IGNORED.has(key)) out.headers.push({ name, key, value: text.slice(colon + 1, end).trim() });
     }
-    const key = headerKey(name);
-    if (IGNORED.has(key)) continue;
-    out.headers.push({ name, key, value: line.slice(colon + 1).trim() });
+    pos = end + 2;
   }
   return out;
 }

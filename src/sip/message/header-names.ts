@@ -1,3 +1,5 @@
+import { isToken } from './lex.js';
+
 /** RFC 3261 §7.3.3 compact forms (+ RFC 3515 r, RFC 3892 b, RFC 4028 x, RFC 3841 j/d/a, RFC 3265 o/u, RFC 4474 y/n). */
 export const COMPACT_FORMS: Readonly<Record<string, string>> = {
   i: 'call-id', m: 'contact', e: 'content-encoding', l: 'content-length', c: 'content-type',
@@ -19,6 +21,22 @@ const CANONICAL: Readonly<Record<string, string>> = {
 // peer inventing names cannot grow it without limit).
 const KEY_CACHE = new Map<string, string>();
 const KEY_CACHE_MAX = 1024;
+
+// Names that passed the RFC 3261 §25.1 token check → their keys (bounded like KEY_CACHE).
+const TOKEN_KEY_CACHE = new Map<string, string>();
+
+/**
+ * The key of a header name read from input (a network message or an app's SIP text), or
+ * undefined when the name is not a token (RFC 3261 §25.1 `header-name = token`).
+ */
+export function tokenHeaderKey(name: string): string | undefined {
+  const hit = TOKEN_KEY_CACHE.get(name);
+  if (hit !== undefined) return hit;
+  if (!isToken(name)) return undefined;
+  const k = headerKey(name);
+  if (TOKEN_KEY_CACHE.size < KEY_CACHE_MAX) TOKEN_KEY_CACHE.set(name, k);
+  return k;
+}
 
 /** Lower-case, compact-form-expanded key used for lookups. */
 export function headerKey(name: string): string {

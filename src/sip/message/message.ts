@@ -28,8 +28,16 @@ export abstract class SipMessage {
   body: Buffer;
   /** The bytes this message was parsed from, if it came from the network. */
   raw?: Buffer;
-  // Typed views, parsed on first use; allocated lazily so parse-only paths pay nothing.
-  #cache: Map<string, unknown> | undefined;
+  // Typed views, parsed on first use (undefined until then) and dropped when their header
+  // changes. Plain fields: a message is parsed and read on every hop, so no per-message map.
+  #callId: string | undefined;
+  #cseq: CSeq | undefined;
+  #from: NameAddr | undefined;
+  #to: NameAddr | undefined;
+  #vias: Via[] | undefined;
+  #contacts: NameAddr[] | undefined;
+  #routes: NameAddr[] | undefined;
+  #recordRoutes: NameAddr[] | undefined;
 
   constructor(headers: HeaderField[] = [], body: Buffer = EMPTY) {
     this.headers = headers;
@@ -85,7 +93,7 @@ export abstract class SipMessage {
 
   add(name: string, value: string): this {
     const k = headerKey(name);
-    this.#cache?.delete(k);
+    this.#drop(k);
     this.headers.push({ name: canonicalName(name), key: k, value });
     return this;
   }
@@ -93,7 +101,7 @@ export abstract class SipMessage {
   /** Inserts before the first line of the same header, or at the top (Via, Record-Route). */
   prepend(name: string, value: string): this {
     const k = headerKey(name);
-    this.#cache?.delete(k);
+    this.#drop(k);
     const idx = this.headers.findIndex((h) => h.key === k);
     const f: HeaderField = { name: canonicalName(name), key: k, value };
     if (idx < 0) this.headers.unshift(f);
@@ -103,7 +111,7 @@ export abstract class SipMessage {
 
   remove(name: string): this {
     const k = headerKey(name);
-    this.#cache?.delete(k);
+    this.#drop(k);
     for (let i = this.headers.length - 1; i >= 0; i--) if (this.headers[i]!.key === k) this.headers.splice(i, 1);
     return this;
   }
@@ -111,7 +119,7 @@ export abstract class SipMessage {
   /** Removes the first element of a list header (e.g. the top Via). */
   removeFirst(name: string): this {
     const k = headerKey(name);
-    this.#cache?.delete(k);
+    this.#drop(k);
     const idx = this.headers.findIndex((h) => h.key === k);
     if (idx < 0) return this;
     const parts = splitList(this.headers[idx]!.value);
@@ -120,12 +128,62 @@ export abstract class SipMessage {
     return this;
   }
 
-  #cached<T>(key: string, make: () => T): T {
-    const c = (this.#cache ??= new Map());
-    if (c.has(key)) return c.get(key) as T;
-    const v = make();
-    c.set(key, v);
-    return v;
+  /** The typed view of header key `k`, if it has one and it was parsed. */
+  #view(k: string): unknown {
+    switch (k) {
+      case 'call-id':
+        return this.#callId;
+      case 'cseq':
+        return this.#cseq;
+      case 'from':
+        return this.#from;
+      case 'to':
+        return this.#to;
+      case 'via':
+        return this.#vias;
+      case 'contact':
+        return this.#contacts;
+      case 'route':
+        return this.#routes;
+      case 'record-route':
+        return this.#recordRoutes;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Sets (or, with undefined, drops) the typed view of header key `k`. */
+  #setView(k: string, v: unknown): void {
+    switch (k) {
+      case 'call-id':
+        this.#callId = v as string | undefined;
+        break;
+      case 'cseq':
+        this.#cseq = v as CSeq | undefined;
+        break;
+      case 'from':
+        this.#from = v as NameAddr | undefined;
+        break;
+      case 'to':
+        this.#to = v as NameAddr | undefined;
+        break;
+      case 'via':
+        this.#vias = v as Via[] | undefined;
+        break;
+      case 'contact':
+        this.#contacts = v as NameAddr[] | undefined;
+        break;
+      case 'route':
+        this.#routes = v as NameAddr[] | undefined;
+        break;
+      case 'record-route':
+        this.#recordRoutes = v as NameAddr[] | undefined;
+        break;
+    }
+  }
+
+  #drop(k: string): void {
+    this.#setView(k, undefined);
   }
 
   #required(name: string): string {
@@ -146,28 +204,26 @@ export abstract class SipMessage {
 
   /** RFC 3261 §20.8 `callid = word [ "@" word ]`; throws SipError 400 when missing or not a word. */
   get callId(): string {
-    return this.#cached('call-id', () => {
-      const v = trimLws(this.#required('call-id'));
-      if (!CALL_ID_RE.test(v)) throw new SipError('SIP_ERR_BAD_HEADER', `malformed Call-ID: ${v.slice(0, 80)}`);
-      return v;
-    });
+    if (this.#callId !== undefined) return this.#callId;
+    const v = trimLws(this.#required('call-id'));
+    if (!CALL_ID_RE.test(v)) throw new SipError('SIP_ERR_BAD_HEADER', `malformed Call-ID: ${v.slice(0, 80)}`);
+    return (this.#callId = v);
   }
 
   /** RFC 3261 §8.1.1.5/§20.16: sequence number below 2**31, method a token. */
   get cseq(): CSeq {
-    return this.#cached('cseq', () => {
-      const m = CSEQ_RE.exec(trimLws(this.#required('cseq')));
-      if (!m || m[1]!.length > 10 || Number(m[1]) > 2 ** 31 - 1) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed CSeq');
-      return { seq: Number(m[1]), method: m[2]! };
-    });
+    if (this.#cseq !== undefined) return this.#cseq;
+    const m = CSEQ_RE.exec(trimLws(this.#required('cseq')));
+    if (!m || m[1]!.length > 10 || Number(m[1]) > 2 ** 31 - 1) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed CSeq');
+    return (this.#cseq = { seq: Number(m[1]), method: m[2]! });
   }
 
   get from(): NameAddr {
-    return this.#cached('from', () => parseNameAddr(this.#required('from')));
+    return (this.#from ??= parseNameAddr(this.#required('from')));
   }
 
   get to(): NameAddr {
-    return this.#cached('to', () => parseNameAddr(this.#required('to')));
+    return (this.#to ??= parseNameAddr(this.#required('to')));
   }
 
   get fromTag(): string | undefined {
@@ -180,11 +236,10 @@ export abstract class SipMessage {
 
   /** All Via entries, top first. Throws SipError 400 when missing or malformed (RFC 4475 §3.1.2.1). */
   get vias(): Via[] {
-    return this.#cached('via', () => {
-      const all = this.#list('via', parseVia);
-      if (all.length === 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
-      return all;
-    });
+    if (this.#vias !== undefined) return this.#vias;
+    const all = this.#list('via', parseVia);
+    if (all.length === 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
+    return (this.#vias = all);
   }
 
   get topVia(): Via {
@@ -193,17 +248,17 @@ export abstract class SipMessage {
 
   /** Contact addresses; the `*` wildcard of a REGISTER is left out. */
   get contacts(): NameAddr[] {
-    return this.#cached('contact', () => this.#list('contact', (c) => (c === '*' ? null : parseNameAddr(c))).filter((c): c is NameAddr => c !== null));
+    return (this.#contacts ??= this.#list('contact', (c) => (c === '*' ? null : parseNameAddr(c))).filter((c): c is NameAddr => c !== null));
   }
 
   /** Route entries, top first (RFC 3261 §20.34). */
   get routes(): NameAddr[] {
-    return this.#cached('route', () => this.#list('route', parseNameAddr));
+    return (this.#routes ??= this.#list('route', parseNameAddr));
   }
 
   /** Record-Route entries, top first (RFC 3261 §20.30). */
   get recordRoutes(): NameAddr[] {
-    return this.#cached('record-route', () => this.#list('record-route', parseNameAddr));
+    return (this.#recordRoutes ??= this.#list('record-route', parseNameAddr));
   }
 
   /** RFC 3261 §20.22; 0..255 (RFC 4475 §3.1.2.4). Throws SipError 400 for anything else. */
@@ -247,14 +302,15 @@ export abstract class SipMessage {
    */
   shareView(source: SipMessage, name: string): void {
     const k = headerKey(name);
-    const v = source.#cache?.get(k);
-    if (v !== undefined) (this.#cache ??= new Map()).set(k, v);
+    const v = source.#view(k);
+    if (v !== undefined) this.#setView(k, v);
   }
 
   /** Invalidate cached typed views (after direct edits of `headers`): all, or those of one header. */
   invalidate(name?: string): void {
-    if (name === undefined) this.#cache = undefined;
-    else this.#cache?.delete(headerKey(name));
+    if (name === undefined) {
+      for (const k of VIEW_KEYS) this.#drop(k);
+    } else this.#drop(headerKey(name));
   }
 
   /**
@@ -269,11 +325,11 @@ export abstract class SipMessage {
     const text = formatVia(via);
     const value = f.value.indexOf(',') < 0 ? text : [text, ...splitList(f.value).slice(1)].join(', ');
     this.headers[idx] = { name: f.name, key: f.key, value };
-    const cached = this.#cache?.get('via') as Via[] | undefined;
+    const cached = this.#vias;
     if (cached) {
       const next = cached.slice();
       next[0] = via;
-      this.#cache!.set('via', next);
+      this.#vias = next;
     }
   }
 
@@ -295,6 +351,9 @@ export abstract class SipMessage {
 }
 
 export const EMPTY: Buffer = Buffer.alloc(0);
+
+/** Header keys that have a typed view in SipMessage. */
+const VIEW_KEYS = ['call-id', 'cseq', 'from', 'to', 'via', 'contact', 'route', 'record-route'] as const;
 
 // callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" /
 //   "(" / ")" / "<" / ">" / ":" / "\\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")

@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
-import { headerKey } from './header-names.js';
-import { isToken, isWsp, trimLws } from './lex.js';
+import { tokenHeaderKey } from './header-names.js';
+import { isWsp, trimLws } from './lex.js';
 import { EMPTY, type HeaderField, SipMessage, SipRequest, SipResponse } from './message.js';
 
 export interface ParseOptions {
@@ -17,10 +17,6 @@ export interface ParseOptions {
    */
   maxSize?: number;
 }
-
-/** Header names that passed the token check → their keys (bounded: peers can invent names). */
-const TOKEN_KEYS = new Map<string, string>();
-const TOKEN_KEYS_MAX = 1024;
 
 /** 64 KiB: the largest UDP payload, and a generous bound for a stream message. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 65_535;
@@ -119,13 +115,8 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       let ne = colon;
       while (ne > pos && isWsp(head.charCodeAt(ne - 1))) ne--;
       const name = head.slice(pos, ne);
-      // Header names repeat on every message: a name seen before is a known token.
-      let key = TOKEN_KEYS.get(name);
-      if (key === undefined) {
-        if (!isToken(name)) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
-        key = headerKey(name);
-        if (TOKEN_KEYS.size < TOKEN_KEYS_MAX) TOKEN_KEYS.set(name, key);
-      }
+      const key = tokenHeaderKey(name);
+      if (key === undefined) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
       cur = { name, key, value: trimLws(head.slice(colon + 1, lineEnd)) };
       headers.push(cur);
       if (key === 'content-length') {

@@ -302,8 +302,8 @@ export class TransactionLayer {
     // those associated with an ongoing transaction, but the request does not match that
     // transaction (based on the matching rules in Section 17.2.3), the UAS core SHOULD generate
     // a 482 (Loop Detected) response and pass it to the server transaction."
-    const mkey = this.#mergeKey(req);
-    if (req.toTag === undefined && mkey !== undefined && this.#merge.has(mkey)) {
+    const mkey = req.toTag === undefined ? this.#mergeKey(req) : undefined;
+    if (mkey !== undefined && this.#merge.has(mkey)) {
       const looped = this.#createServer(req, flow, undefined, key);
       looped.respond(createResponse(req, 482)).catch(noop);
       return;
@@ -405,7 +405,7 @@ export class TransactionLayer {
   }
 
   #key3261(branch: string, via: Via, method: string): string {
-    return [branch, ' ', via.host.toLowerCase(), ':', via.port ?? '', ' ', method].join('');
+    return `${branch} ${via.host.toLowerCase()}:${via.port ?? ''} ${method}`;
   }
 
   #key2543(req: SipRequest, method: string): string {
@@ -415,7 +415,8 @@ export class TransactionLayer {
   #mergeKey(req: SipRequest): string | undefined {
     const ft = req.fromTag;
     if (ft === undefined) return undefined;
-    return [ft, ' ', req.callId, ' ', req.cseq.seq, ' ', req.cseq.method].join('');
+    const cseq = req.cseq;
+    return `${ft} ${req.callId} ${cseq.seq} ${cseq.method}`;
   }
 
   /**
@@ -439,7 +440,8 @@ export class TransactionLayer {
       if (list) list.push(txn);
       else this.#server2543.set(key, [txn]);
     }
-    if (mkey !== undefined && !this.#merge.has(mkey)) {
+    // Only requests outside a dialog (no To tag) are ever checked against this index (§8.2.2.2).
+    if (mkey !== undefined && req.toTag === undefined && !this.#merge.has(mkey)) {
       this.#merge.set(mkey, txn);
       txn.mergeKey = mkey;
     }

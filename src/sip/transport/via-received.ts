@@ -31,19 +31,15 @@ export function applyReceived(msg: SipMessage, srcIp: string, srcPort: number): 
   if (!msg.has('via')) return false;
   const top = msg.topVia;
   const ip = normalizeIp(srcIp);
+  const hasRport = top.params.has('rport');
+  const setRport = hasRport && top.params.get('rport') === null;
+  // `ip` is an address, so a sent-by written exactly as it is the same host.
+  const sameHost = top.host === ip || (isIP(top.host) !== 0 && normalizeIp(top.host) === ip);
+  const setReceived = (!sameHost || hasRport) && top.params.get('received') !== ip;
+  if (!setRport && !setReceived) return false;
   const params = new Map(top.params);
-  let changed = false;
-  const hasRport = params.has('rport');
-  if (hasRport && params.get('rport') === null) {
-    params.set('rport', String(srcPort));
-    changed = true;
-  }
-  const sameHost = isIP(top.host) !== 0 && normalizeIp(top.host) === ip;
-  if ((!sameHost || hasRport) && params.get('received') !== ip) {
-    params.set('received', ip);
-    changed = true;
-  }
-  if (!changed) return false;
+  if (setRport) params.set('rport', String(srcPort));
+  if (setReceived) params.set('received', ip);
   msg.setTopVia({ ...top, params });
   return true;
 }
