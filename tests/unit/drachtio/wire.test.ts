@@ -6,6 +6,7 @@ import { ConfigError } from '../../../src/drachtio/conf-xml.js';
 import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from '../../../src/drachtio/contacts.js';
 import { decode, safeField, wireTime } from '../../../src/drachtio/wire/codec.js';
 import { WireFramer, WireProtocolError } from '../../../src/drachtio/wire/framer.js';
+import { headerKey } from '../../../src/sip/message/index.js';
 import type { ListenPoint } from '../../../src/sip/transport/types.js';
 
 describe('wire framing (drachtio-wire-protocol.md §2)', () => {
@@ -93,6 +94,39 @@ describe('app SIP text (§5)', () => {
     const r = parseAppSip('SIP/2.0 486 Busy Here\r\nX-Foo: bar\r\n\r\n')!;
     expect([r.isResponse, r.status, r.reason]).toEqual([true, 486, 'Busy Here']);
     expect(parseAppSip('this is not SIP')).toBeUndefined();
+  });
+
+  it('reads any text line by line exactly as a split on CRLF would (one-pass parser vs the obvious one)', () => {
+    // Oracle: split the header section into lines, `name: value` per line, invalid names dropped.
+    const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+    const IGNORED = ['via', 'route', 'record-route', 'rseq', 'content-length'];
+    const oracle = (text: string): { headers: string[]; dropped: string[]; body: string } => {
+      const sep = text.indexOf('\r\n\r\n');
+      const head = sep < 0 ? text : text.slice(0, sep);
+      const headers: string[] = [];
+      const dropped: string[] = [];
+      for (const line of head.split('\r\n').slice(1)) {
+        if (!line) continue;
+        const colon = line.indexOf(':');
+        const name = colon > 0 ? line.slice(0, colon).trim() : '';
+        if (!name || !TOKEN.test(name)) dropped.push(line.slice(0, 80));
+        else if (!IGNORED.includes(headerKey(name))) headers.push(`${name}=${line.slice(colon + 1).trim()}`);
+      }
+      return { headers, dropped, body: sep < 0 ? '' : text.slice(sep + 4) };
+    };
+    const piece = fc.constantFrom('\r\n', '\r', '\n', ':', ' ', '\t', 'Via', 'X-A', 'to', 'a b', 'é', ';tag=1', 'v=0');
+    const lines = fc.array(fc.array(piece, { maxLength: 6 }).map((p) => p.join('')), { maxLength: 8 });
+    fc.assert(
+      fc.property(lines, (ls) => {
+        const text = ['SIP/2.0 200 OK', ...ls].join('\r\n');
+        const got = parseAppSip(text)!;
+        const want = oracle(text);
+        expect(got.headers.map((h) => `${h.name}=${h.value}`)).toEqual(want.headers);
+        expect(got.dropped).toEqual(want.dropped);
+        expect(got.body.toString('utf8')).toBe(want.body);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('capitalises custom header names but keeps X- names as given', () => {
