@@ -405,7 +405,7 @@ export class TransactionLayer {
   }
 
   #key3261(branch: string, via: Via, method: string): string {
-    return `${branch} ${via.host.toLowerCase()}:${via.port ?? ''} ${method}`;
+    return [branch, ' ', via.host.toLowerCase(), ':', via.port ?? '', ' ', method].join('');
   }
 
   #key2543(req: SipRequest, method: string): string {
@@ -416,7 +416,7 @@ export class TransactionLayer {
     const ft = req.fromTag;
     if (ft === undefined) return undefined;
     const cseq = req.cseq;
-    return `${ft} ${req.callId} ${cseq.seq} ${cseq.method}`;
+    return [ft, ' ', req.callId, ' ', cseq.seq, ' ', cseq.method].join('');
   }
 
   /**
