@@ -6,11 +6,11 @@
  * every test the harness asserts no live call, rtpengine session or dialog is left.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { step } from '../../helpers/fake-teams/index.js';
+import { type InboundCall, step } from '../../helpers/fake-teams/index.js';
 import { sleep, waitFor } from '../../helpers/net.js';
-import type { SippResult } from '../../helpers/sipp.js';
+import type { SippProcess, SippResult } from '../../helpers/sipp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCall, carrierCallAsync, expectSippOk, header, received, startTarget } from './sipp-gateway.js';
+import { type CarrierCallOptions, carrierCall, carrierCallAsync, expectSippOk, header, received, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 beforeAll(async () => {
@@ -61,19 +61,29 @@ function find(t: TimedMessage[], direction: 'sent' | 'received', startLine: RegE
   return t.filter((x) => x.direction === direction && startLine.test(x.firstLine) && (!cseq || cseq.test(header(x.text, 'CSeq') ?? '')));
 }
 
+/** A carrier → Teams call that Teams answers, with fast carrier timers: the running SIPp carrier and Teams' side of the call. */
+async function answeredCarrierCall(o: CarrierCallOptions): Promise<{ sipp: SippProcess; call: InboundCall }> {
+  fastCarrierTimers();
+  h.ft.script([step.answer(20)]);
+  const mark = h.ft.calls.length;
+  const sipp = await carrierCallAsync(o);
+  return { sipp, call: await h.nextCall(mark) };
+}
+
+/** Waits for SIPp to play its scenario through without error; its messages with their times. */
+async function finishedTimeline(sipp: SippProcess): Promise<TimedMessage[]> {
+  const r = await sipp.done;
+  expectSippOk(r);
+  return timeline(r);
+}
+
 const originLine = (text: string) => /^o=.*$/m.exec(text)?.[0]?.trim();
 const audioPort = (text: string) => /^m=audio (\d+)/m.exec(text)?.[1];
 
 describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 §9)', () => {
   it('refresher=uac: the 2xx keeps it with Require: timer; the carrier refreshes with a re-INVITE and an UPDATE past the interval, and Teams sees neither', async () => {
-    fastCarrierTimers();
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({ scenario: 'carrier-timer-refresh.xml', from: C, to: '+14255550160', pauseMs: 1500, keys: carrierKeys({ sessionExpires: '4;refresher=uac' }), timeoutMs: 20_000 });
-    const call = await h.nextCall(mark);
-    const r = await sipp.done;
-    expectSippOk(r);
-    const t = timeline(r);
+    const { sipp, call } = await answeredCarrierCall({ scenario: 'carrier-timer-refresh.xml', from: C, to: '+14255550160', pauseMs: 1500, keys: carrierKeys({ sessionExpires: '4;refresher=uac' }), timeoutMs: 20_000 });
+    const t = await finishedTimeline(sipp);
     const ok1 = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     expect(header(ok1.text, 'Session-Expires')).toBe('4;refresher=uac');
     expect(header(ok1.text, 'Require')).toBe('timer');
@@ -96,22 +106,16 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
   });
 
   it('the carrier never refreshes: after interval - interval/3 both legs get a BYE and the rtpengine session is deleted', async () => {
-    fastCarrierTimers();
     const carrierExpiries = async (): Promise<number> =>
       (await h.gw.ops.metrics.sessionTimerEnds.get()).values.filter((v) => v.labels.leg === 'carrier' && v.labels.outcome === 'session_expired').reduce((n, v) => n + v.value, 0);
     const expiriesBefore = await carrierExpiries();
     const logMark = h.logs.length;
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({ scenario: 'carrier-timer-wait-bye.xml', from: C, to: '+14255550161', keys: carrierKeys({ sessionExpires: '3;refresher=uac' }) });
-    const call = await h.nextCall(mark);
+    const { sipp, call } = await answeredCarrierCall({ scenario: 'carrier-timer-wait-bye.xml', from: C, to: '+14255550161', keys: carrierKeys({ sessionExpires: '3;refresher=uac' }) });
     await call.waitForAck();
     const t0 = Date.now();
     await waitFor(() => call.ended, { timeoutMs: 6000, what: 'BYE from the gateway to Teams' });
     expect(call.endedBy).toBe('sbc');
-    const r = await sipp.done;
-    expectSippOk(r); // the carrier got its BYE
-    const t = timeline(r);
+    const t = await finishedTimeline(sipp); // the carrier got its BYE
     const ok = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     expect(header(ok.text, 'Session-Expires')).toBe('3;refresher=uac');
     const bye = find(t, 'received', /^BYE /)[0]!;
@@ -132,14 +136,8 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
   });
 
   it('no refresher parameter: the gateway refreshes (refresher=uas); the carrier gets an UPDATE without SDP at about half the interval, then another', async () => {
-    fastCarrierTimers();
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({ scenario: 'carrier-timer-update-refresh.xml', from: C, to: '+14255550162', keys: carrierKeys({ sessionExpires: '4' }), timeoutMs: 20_000 });
-    const call = await h.nextCall(mark);
-    const r = await sipp.done;
-    expectSippOk(r);
-    const t = timeline(r);
+    const { sipp, call } = await answeredCarrierCall({ scenario: 'carrier-timer-update-refresh.xml', from: C, to: '+14255550162', keys: carrierKeys({ sessionExpires: '4' }), timeoutMs: 20_000 });
+    const t = await finishedTimeline(sipp);
     const ok = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     expect(header(ok.text, 'Session-Expires')).toBe('4;refresher=uas');
     expect(header(ok.text, 'Require')).toBe('timer');
@@ -161,14 +159,8 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
   });
 
   it("the carrier's Allow lacks UPDATE: the refresh is a re-INVITE offering the SDP it last got from us, unchanged", async () => {
-    fastCarrierTimers();
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({ scenario: 'carrier-timer-reinvite-refresh.xml', from: C, to: '+14255550163', keys: carrierKeys({ sessionExpires: '4', allow: ALLOW_NO_UPDATE }) });
-    const call = await h.nextCall(mark);
-    const r = await sipp.done;
-    expectSippOk(r);
-    const t = timeline(r);
+    const { sipp, call } = await answeredCarrierCall({ scenario: 'carrier-timer-reinvite-refresh.xml', from: C, to: '+14255550163', keys: carrierKeys({ sessionExpires: '4', allow: ALLOW_NO_UPDATE }) });
+    const t = await finishedTimeline(sipp);
     const ok = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     expect(header(ok.text, 'Session-Expires')).toBe('4;refresher=uas');
     const re = find(t, 'received', /^INVITE /)[0]!;
@@ -183,19 +175,13 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
   });
 
   it('a carrier without timer support (a proxy added Session-Expires): the gateway is the refresher, no Require: timer, the call is supervised all the same', async () => {
-    fastCarrierTimers();
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({
+    const { sipp } = await answeredCarrierCall({
       scenario: 'carrier-timer-reinvite-refresh.xml',
       from: C,
       to: '+14255550164',
       keys: carrierKeys({ supported: 'replaces', sessionExpires: '3;refresher=uac', allow: ALLOW_NO_UPDATE }),
     });
-    await h.nextCall(mark);
-    const r = await sipp.done;
-    expectSippOk(r);
-    const t = timeline(r);
+    const t = await finishedTimeline(sipp);
     const ok = find(t, 'received', /^SIP\/2\.0 200/, /^1 INVITE/)[0]!;
     // §9: a UAC that does not support timers cannot refresh, and is never required to.
     expect(header(ok.text, 'Session-Expires')).toBe('3;refresher=uas');
@@ -206,16 +192,10 @@ describe('PSTN → Teams: the carrier INVITE asks for a session timer (RFC 4028 
   });
 
   it('the carrier answers our refresh 481: the call is ended on both legs', async () => {
-    fastCarrierTimers();
-    h.ft.script([step.answer(20)]);
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({ scenario: 'carrier-timer-refresh-481.xml', from: C, to: '+14255550165', keys: carrierKeys({ sessionExpires: '4' }) });
-    const call = await h.nextCall(mark);
+    const { sipp, call } = await answeredCarrierCall({ scenario: 'carrier-timer-refresh-481.xml', from: C, to: '+14255550165', keys: carrierKeys({ sessionExpires: '4' }) });
     await waitFor(() => call.ended, { timeoutMs: 6000, what: 'BYE from the gateway to Teams' });
     expect(call.endedBy).toBe('sbc');
-    const r = await sipp.done;
-    expectSippOk(r);
-    const t = timeline(r);
+    const t = await finishedTimeline(sipp);
     const update = find(t, 'received', /^UPDATE /)[0]!;
     const bye = find(t, 'received', /^BYE /)[0]!;
     expect(bye.at).toBeGreaterThanOrEqual(update.at);
