@@ -28,16 +28,9 @@ export abstract class SipMessage {
   body: Buffer;
   /** The bytes this message was parsed from, if it came from the network. */
   raw?: Buffer;
-  // Typed views, parsed on first use (undefined until then) and dropped when their header
-  // changes. Plain fields: a message is parsed and read on every hop, so no per-message map.
-  #callId: string | undefined;
-  #cseq: CSeq | undefined;
-  #from: NameAddr | undefined;
-  #to: NameAddr | undefined;
-  #vias: Via[] | undefined;
-  #contacts: NameAddr[] | undefined;
-  #routes: NameAddr[] | undefined;
-  #recordRoutes: NameAddr[] | undefined;
+  // Typed views, parsed on first use and dropped when their header changes: one slot per
+  // header in VIEW_SLOT, allocated with the first view (a parse-only message pays nothing).
+  #views: unknown[] | undefined;
 
   constructor(headers: HeaderField[] = [], body: Buffer = EMPTY) {
     this.headers = headers;
@@ -128,62 +121,20 @@ export abstract class SipMessage {
     return this;
   }
 
-  /** The typed view of header key `k`, if it has one and it was parsed. */
-  #view(k: string): unknown {
-    switch (k) {
-      case 'call-id':
-        return this.#callId;
-      case 'cseq':
-        return this.#cseq;
-      case 'from':
-        return this.#from;
-      case 'to':
-        return this.#to;
-      case 'via':
-        return this.#vias;
-      case 'contact':
-        return this.#contacts;
-      case 'route':
-        return this.#routes;
-      case 'record-route':
-        return this.#recordRoutes;
-      default:
-        return undefined;
-    }
+  /** The parsed view in `slot`, if any. */
+  #view<T>(slot: number): T | undefined {
+    return this.#views?.[slot] as T | undefined;
   }
 
-  /** Sets (or, with undefined, drops) the typed view of header key `k`. */
-  #setView(k: string, v: unknown): void {
-    switch (k) {
-      case 'call-id':
-        this.#callId = v as string | undefined;
-        break;
-      case 'cseq':
-        this.#cseq = v as CSeq | undefined;
-        break;
-      case 'from':
-        this.#from = v as NameAddr | undefined;
-        break;
-      case 'to':
-        this.#to = v as NameAddr | undefined;
-        break;
-      case 'via':
-        this.#vias = v as Via[] | undefined;
-        break;
-      case 'contact':
-        this.#contacts = v as NameAddr[] | undefined;
-        break;
-      case 'route':
-        this.#routes = v as NameAddr[] | undefined;
-        break;
-      case 'record-route':
-        this.#recordRoutes = v as NameAddr[] | undefined;
-        break;
-    }
+  #keep<T>(slot: number, v: T): T {
+    (this.#views ??= new Array<unknown>(VIEW_SLOTS).fill(undefined))[slot] = v;
+    return v;
   }
 
+  /** Drops the typed view of header key `k` (nothing when `k` has none). */
   #drop(k: string): void {
-    this.#setView(k, undefined);
+    const slot = VIEW_SLOT.get(k);
+    if (slot !== undefined && this.#views) this.#views[slot] = undefined;
   }
 
   #required(name: string): string {
@@ -204,26 +155,28 @@ export abstract class SipMessage {
 
   /** RFC 3261 §20.8 `callid = word [ "@" word ]`; throws SipError 400 when missing or not a word. */
   get callId(): string {
-    if (this.#callId !== undefined) return this.#callId;
+    const seen = this.#view<string>(CALL_ID);
+    if (seen !== undefined) return seen;
     const v = trimLws(this.#required('call-id'));
     if (!CALL_ID_RE.test(v)) throw new SipError('SIP_ERR_BAD_HEADER', `malformed Call-ID: ${v.slice(0, 80)}`);
-    return (this.#callId = v);
+    return this.#keep(CALL_ID, v);
   }
 
   /** RFC 3261 §8.1.1.5/§20.16: sequence number below 2**31, method a token. */
   get cseq(): CSeq {
-    if (this.#cseq !== undefined) return this.#cseq;
+    const seen = this.#view<CSeq>(CSEQ);
+    if (seen !== undefined) return seen;
     const m = CSEQ_RE.exec(trimLws(this.#required('cseq')));
     if (!m || m[1]!.length > 10 || Number(m[1]) > 2 ** 31 - 1) throw new SipError('SIP_ERR_BAD_HEADER', 'malformed CSeq');
-    return (this.#cseq = { seq: Number(m[1]), method: m[2]! });
+    return this.#keep(CSEQ, { seq: Number(m[1]), method: m[2]! });
   }
 
   get from(): NameAddr {
-    return (this.#from ??= parseNameAddr(this.#required('from')));
+    return this.#view<NameAddr>(FROM) ?? this.#keep(FROM, parseNameAddr(this.#required('from')));
   }
 
   get to(): NameAddr {
-    return (this.#to ??= parseNameAddr(this.#required('to')));
+    return this.#view<NameAddr>(TO) ?? this.#keep(TO, parseNameAddr(this.#required('to')));
   }
 
   get fromTag(): string | undefined {
@@ -236,10 +189,11 @@ export abstract class SipMessage {
 
   /** All Via entries, top first. Throws SipError 400 when missing or malformed (RFC 4475 §3.1.2.1). */
   get vias(): Via[] {
-    if (this.#vias !== undefined) return this.#vias;
+    const seen = this.#view<Via[]>(VIA);
+    if (seen !== undefined) return seen;
     const all = this.#list('via', parseVia);
     if (all.length === 0) throw new SipError('SIP_ERR_MISSING_HEADER', 'missing Via header');
-    return (this.#vias = all);
+    return this.#keep(VIA, all);
   }
 
   get topVia(): Via {
@@ -248,17 +202,17 @@ export abstract class SipMessage {
 
   /** Contact addresses; the `*` wildcard of a REGISTER is left out. */
   get contacts(): NameAddr[] {
-    return (this.#contacts ??= this.#list('contact', (c) => (c === '*' ? null : parseNameAddr(c))).filter((c): c is NameAddr => c !== null));
+    return this.#view<NameAddr[]>(CONTACT) ?? this.#keep(CONTACT, this.#list('contact', (c) => (c === '*' ? null : parseNameAddr(c))).filter((c): c is NameAddr => c !== null));
   }
 
   /** Route entries, top first (RFC 3261 §20.34). */
   get routes(): NameAddr[] {
-    return (this.#routes ??= this.#list('route', parseNameAddr));
+    return this.#view<NameAddr[]>(ROUTE) ?? this.#keep(ROUTE, this.#list('route', parseNameAddr));
   }
 
   /** Record-Route entries, top first (RFC 3261 §20.30). */
   get recordRoutes(): NameAddr[] {
-    return (this.#recordRoutes ??= this.#list('record-route', parseNameAddr));
+    return this.#view<NameAddr[]>(RECORD_ROUTE) ?? this.#keep(RECORD_ROUTE, this.#list('record-route', parseNameAddr));
   }
 
   /** RFC 3261 §20.22; 0..255 (RFC 4475 §3.1.2.4). Throws SipError 400 for anything else. */
@@ -302,15 +256,15 @@ export abstract class SipMessage {
    */
   shareView(source: SipMessage, name: string): void {
     const k = headerKey(name);
-    const v = source.#view(k);
-    if (v !== undefined) this.#setView(k, v);
+    const slot = VIEW_SLOT.get(k);
+    const v = slot === undefined ? undefined : source.#view(slot);
+    if (v !== undefined) this.#keep(slot!, v);
   }
 
   /** Invalidate cached typed views (after direct edits of `headers`): all, or those of one header. */
   invalidate(name?: string): void {
-    if (name === undefined) {
-      for (const k of VIEW_KEYS) this.#drop(k);
-    } else this.#drop(headerKey(name));
+    if (name === undefined) this.#views = undefined;
+    else this.#drop(headerKey(name));
   }
 
   /**
@@ -325,11 +279,11 @@ export abstract class SipMessage {
     const text = formatVia(via);
     const value = f.value.indexOf(',') < 0 ? text : [text, ...splitList(f.value).slice(1)].join(', ');
     this.headers[idx] = { name: f.name, key: f.key, value };
-    const cached = this.#vias;
+    const cached = this.#view<Via[]>(VIA);
     if (cached) {
       const next = cached.slice();
       next[0] = via;
-      this.#vias = next;
+      this.#keep(VIA, next);
     }
   }
 
@@ -352,8 +306,26 @@ export abstract class SipMessage {
 
 export const EMPTY: Buffer = Buffer.alloc(0);
 
-/** Header keys that have a typed view in SipMessage. */
-const VIEW_KEYS = ['call-id', 'cseq', 'from', 'to', 'via', 'contact', 'route', 'record-route'] as const;
+// The headers with a typed view in SipMessage, and the slot of each.
+const CALL_ID = 0;
+const CSEQ = 1;
+const FROM = 2;
+const TO = 3;
+const VIA = 4;
+const CONTACT = 5;
+const ROUTE = 6;
+const RECORD_ROUTE = 7;
+const VIEW_SLOTS = 8;
+const VIEW_SLOT: ReadonlyMap<string, number> = new Map([
+  ['call-id', CALL_ID],
+  ['cseq', CSEQ],
+  ['from', FROM],
+  ['to', TO],
+  ['via', VIA],
+  ['contact', CONTACT],
+  ['route', ROUTE],
+  ['record-route', RECORD_ROUTE],
+]);
 
 // callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" /
 //   "(" / ")" / "<" / ">" / ":" / "\\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
