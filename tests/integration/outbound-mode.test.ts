@@ -90,6 +90,14 @@ class Caller {
     await this.peer.send(text, SIP_IP, this.server.sipPort);
   }
 
+  /** Sends the INVITE, waits for its non-2xx final `status` and ACKs it; returns that response. */
+  async rejected(status: number): Promise<Datagram> {
+    await this.sendInvite();
+    const r = await this.response(status);
+    await this.ackFailure(r);
+    return r;
+  }
+
   /** ACK for a non-2xx final: same branch, the response's To (§17.1.1.3). */
   ackFailure(res: Datagram): Promise<void> {
     return this.#sameBranch('ACK', String(header(res.text, 'To')));
@@ -350,10 +358,8 @@ describe('outbound mode: tls:// request handler', () => {
     const handlers = [{ sipMethod: 'INVITE', url: `tls://${APP_IP}:${app.port}`, verifyPeer: true }];
     const trusted = await server({ requestHandlers: handlers, tls: { key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert } });
     const c = await caller(trusted);
-    await c.sendInvite();
-    const r = await c.response(486);
+    const r = await c.rejected(486);
     expect(r.text).toMatch(/^SIP\/2\.0 486 Busy over tls\r\n/);
-    await c.ackFailure(r);
     await expectIdle(trusted);
     await trusted.close();
 
@@ -410,9 +416,7 @@ describe('outbound mode: webhook request handler', () => {
     const c = await caller(s);
     const ruri = `sip:bob@${SIP_IP}:${s.sipPort};foo=bar;flag`;
     const c2 = new Caller(c.peer, s, ruri);
-    await c2.sendInvite();
-    const r = await c2.response(403);
-    await c2.ackFailure(r);
+    await c2.rejected(403);
     expect(hook.requests).toHaveLength(1);
     const q = hook.requests[0]!;
     expect(q.method).toBe('GET');
@@ -456,11 +460,9 @@ describe('outbound mode: webhook request handler', () => {
     hook.reply({ action: 'reject', data: { status: 486, reason: 'Busy Right Now' } });
     const s = await server({ requestHandlers: [{ sipMethod: 'INVITE', url: hook.url }] });
     const c = await caller(s);
-    await c.sendInvite();
-    const r = await c.response(486);
+    const r = await c.rejected(486);
     expect(r.text).toMatch(/^SIP\/2\.0 486 Busy Right Now\r\n/);
     expect(header(r.text, 'To')).toMatch(/;tag=\S+/);
-    await c.ackFailure(r);
     await expectIdle(s);
   });
 
@@ -469,11 +471,9 @@ describe('outbound mode: webhook request handler', () => {
     hook.reply({ action: 'redirect', data: { contact: ['<sip:bob@192.0.2.10:5060>', 'sip:bob@192.0.2.11:5080;transport=tcp'] } });
     const s = await server({ requestHandlers: [{ sipMethod: 'INVITE', url: hook.url }] });
     const c = await caller(s);
-    await c.sendInvite();
-    const r = await c.response(302);
+    const r = await c.rejected(302);
     expect(r.text).toMatch(/^SIP\/2\.0 302 Moved\r\n/);
     expect(headers(r.text, 'Contact')).toEqual(['<sip:bob@192.0.2.10:5060>', 'sip:bob@192.0.2.11:5080;transport=tcp']);
-    await c.ackFailure(r);
     await expectIdle(s);
   });
 
@@ -526,18 +526,14 @@ describe('outbound mode: webhook request handler', () => {
     hook.reply({ action: 'route', data: { tag: 'blue' } });
     for (let i = 0; i < 2; i++) {
       const c = await caller(s);
-      await c.sendInvite();
-      const r = await c.response(486);
+      const r = await c.rejected(486);
       expect(r.text).toMatch(/^SIP\/2\.0 486 Busy blue[12]\r\n/);
-      await c.ackFailure(r);
     }
     expect(seen.sort()).toEqual(['blue1', 'blue2']);
     // No inbound app carries the tag → 480.
     hook.reply({ action: 'route', data: { tag: 'green' } });
     const c = await caller(s);
-    await c.sendInvite();
-    const r = await c.response(480);
-    await c.ackFailure(r);
+    await c.rejected(480);
     expect(seen).toHaveLength(2);
     await expectIdle(s, false);
   });
@@ -557,9 +553,7 @@ describe('outbound mode: webhook request handler', () => {
     for (const body of bad) {
       hook.reply(body);
       const c = await caller(s);
-      await c.sendInvite();
-      const r = await c.response(500);
-      await c.ackFailure(r);
+      await c.rejected(500);
     }
     expect(hook.requests).toHaveLength(bad.length);
     expect(s.logger.entries.filter((e) => (e.obj as { code?: string }).code === 'WIRE_ERR_ROUTING_INSTRUCTION')).toHaveLength(bad.length);
@@ -620,9 +614,7 @@ describe('outbound mode: webhook request handler', () => {
       requestHandlerTimeoutMs: 500,
     });
     const c = await caller(s);
-    await c.sendInvite();
-    const r = await c.response(480);
-    await c.ackFailure(r);
+    await c.rejected(480);
     const t0 = Date.now();
     await c.sendMessage('bob', 7);
     const r2 = await c.peer.waitFor((d) => d.text.includes('CSeq: 7 MESSAGE'), 5000);
@@ -722,10 +714,8 @@ describe('outbound mode configuration', () => {
       app.srf.endSession(req);
     });
     const c = await caller(s);
-    await c.sendInvite();
-    const r = await c.response(603);
+    const r = await c.rejected(603);
     expect(r.text).toMatch(/^SIP\/2\.0 603 Declined By Listener\r\n/);
-    await c.ackFailure(r);
     await expectIdle(s);
   });
 });
