@@ -19,12 +19,25 @@ export type Rel100 = 'required' | 'supported' | 'off';
 /** RFC 3262 §3: the UAS retransmits a reliable provisional for 64*T1 awaiting its PRACK. */
 export const PRACK_TIMEOUT_MS = 64 * 500;
 
+/** The part of a drachtio-srf request or response read here. */
+export interface SipHeaders {
+  has?(name: string): boolean;
+  get?(name: string): any;
+}
+
+/** The first of `names` the message has, its lines joined with ", "; undefined when none. */
+export function headerOf(m: SipHeaders, ...names: string[]): string | undefined {
+  for (const n of names) {
+    if (!m.has?.(n)) continue;
+    const v = m.get?.(n);
+    return Array.isArray(v) ? v.join(', ') : v === undefined ? undefined : String(v);
+  }
+  return undefined;
+}
+
 /** The header (possibly several lines or comma-joined) lists `tag` (lower case), case-insensitively. */
-export function hasOptionTag(req: any, header: string, tag: string): boolean {
-  if (!req.has?.(header)) return false;
-  const raw = req.get(header);
-  const values: string[] = Array.isArray(raw) ? raw : [String(raw ?? '')];
-  return values.some((v) => v.split(',').some((t) => t.trim().toLowerCase() === tag));
+export function hasOptionTag(req: SipHeaders, header: string, tag: string): boolean {
+  return (headerOf(req, header) ?? '').split(',').some((t) => t.trim().toLowerCase() === tag);
 }
 
 /**

@@ -19,26 +19,11 @@
  */
 import { randomInt } from 'node:crypto';
 import type { CallSession } from './call-session.js';
-import { hasOptionTag } from './carrier-leg.js';
+import { type SipHeaders, hasOptionTag, headerOf } from './carrier-leg.js';
 import type { GatewayContext } from './context.js';
 import { type CarrierSessionTimerSettings, carrierSessionTimerFor, parseSessionExpires } from './features.js';
 import { noteReceived } from './mid-call.js';
 import { type LegTimerPlan, type Refresher, SessionTimer } from './session-timer.js';
-
-/** The part of a drachtio-srf request or response read here. */
-export interface SipHeaders {
-  has?(name: string): boolean;
-  get?(name: string): any;
-}
-
-function headerOf(m: SipHeaders, ...names: string[]): string | undefined {
-  for (const n of names) {
-    if (!m.has?.(n)) continue;
-    const v = m.get?.(n);
-    return Array.isArray(v) ? v.join(', ') : v === undefined ? undefined : String(v);
-  }
-  return undefined;
-}
 
 /** RFC 4028 §4 (compact form `x`). */
 export function sessionExpiresOf(m: SipHeaders): ReturnType<typeof parseSessionExpires> {
