@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Server as NetServer, type Socket, createServer } from 'node:net';
 import { type Clock, type TimerHandle, realClock } from '../util/clock.js';
+import { ChurnMap } from '../util/churn-map.js';
 import { newBranch, newCallId, newTag, newUuid } from '../util/ids.js';
 import { silentLogger } from '../util/logger.js';
 import { Dialog } from '../sip/dialog/dialog.js';
@@ -71,10 +72,10 @@ export class DrachtioServerImpl implements DrachtioServer {
   /** Round-robin cursor per verb. */
   readonly #rr = new Map<string, number>();
   /** Network requests waiting for their app's final response, in arrival order. */
-  readonly netTxns = new Map<string, NetTxn>();
+  readonly netTxns = new ChurnMap<string, NetTxn>();
   #appTimeoutSweep: TimerHandle | undefined;
-  readonly #netByTxn = new Map<ServerTransactionHandle, NetTxn>();
-  readonly appTxns = new Map<string, AppTxn>();
+  readonly #netByTxn = new ChurnMap<ServerTransactionHandle, NetTxn>();
+  readonly appTxns = new ChurnMap<string, AppTxn>();
   readonly dialogs = new Map<string, DialogRec>();
   /** Network lookup: `${callId}\n${localTag}` → dialog. */
   readonly #byLocal = new Map<string, DialogRec>();

@@ -1,4 +1,5 @@
 import { type Clock, type TimerHandle, realClock } from './clock.js';
+import { ChurnMap } from './churn-map.js';
 import { InvalidStateError, TimeoutError } from './errors.js';
 
 interface Entry<T> {
@@ -14,7 +15,7 @@ interface Entry<T> {
  * or closeAll().
  */
 export class PendingMap<K, T> {
-  readonly #entries = new Map<K, Entry<T>>();
+  readonly #entries = new ChurnMap<K, Entry<T>>();
   readonly #clock: Clock;
   #closed = false;
 
