@@ -302,7 +302,7 @@ export class TransactionLayer {
     // those associated with an ongoing transaction, but the request does not match that
     // transaction (based on the matching rules in Section 17.2.3), the UAS core SHOULD generate
     // a 482 (Loop Detected) response and pass it to the server transaction."
-    const mkey = req.toTag === undefined ? this.#mergeKey(req) : undefined;
+    const mkey = this.#mergeKey(req);
     if (mkey !== undefined && this.#merge.has(mkey)) {
       const looped = this.#createServer(req, flow, undefined, key);
       looped.respond(createResponse(req, 482)).catch(noop);
@@ -412,9 +412,13 @@ export class TransactionLayer {
     return [req.uri.trim(), req.fromTag ?? '', req.callId, String(req.cseq.seq), method, (req.getAll('via')[0] ?? '').trim()].join('\n');
   }
 
+  /**
+   * The §8.2.2.2 key (From tag, Call-ID, CSeq) of a request outside a dialog; undefined for one
+   * with a To tag, which is never checked against the merge index.
+   */
   #mergeKey(req: SipRequest): string | undefined {
     const ft = req.fromTag;
-    if (ft === undefined) return undefined;
+    if (ft === undefined || req.toTag !== undefined) return undefined;
     const cseq = req.cseq;
     return [ft, ' ', req.callId, ' ', cseq.seq, ' ', cseq.method].join('');
   }
@@ -440,8 +444,7 @@ export class TransactionLayer {
       if (list) list.push(txn);
       else this.#server2543.set(key, [txn]);
     }
-    // Only requests outside a dialog (no To tag) are ever checked against this index (§8.2.2.2).
-    if (mkey !== undefined && req.toTag === undefined && !this.#merge.has(mkey)) {
+    if (mkey !== undefined && !this.#merge.has(mkey)) {
       this.#merge.set(mkey, txn);
       txn.mergeKey = mkey;
     }
