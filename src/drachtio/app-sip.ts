@@ -1,4 +1,4 @@
-import { type HeaderField, canonicalName, tokenHeaderKey } from '../sip/message/index.js';
+import { type HeaderField, canonicalName, commonHeaderName, tokenHeaderKey } from '../sip/message/index.js';
 
 /**
  * SIP text as an app sends it (drachtio-wire-protocol.md §5): any header case, no Via, a
@@ -47,8 +47,9 @@ export function parseAppSip(text: string): AppSip | undefined {
     if (end < 0 || end > sep) end = sep;
     if (end > pos) {
       const colon = text.indexOf(':', pos);
-      const name = colon > pos && colon < end ? text.slice(pos, colon).trim() : '';
-      const key = name ? tokenHeaderKey(name) : undefined;
+      const common = colon > pos && colon < end ? commonHeaderName(text, pos, colon) : undefined;
+      const name = common ? common[0] : colon > pos && colon < end ? text.slice(pos, colon).trim() : '';
+      const key = common ? common[1] : name ? tokenHeaderKey(name) : undefined;
       if (key === undefined) out.dropped.push(text.slice(pos, Math.min(end, pos + 80)));
       else if (!IGNORED.has(key)) out.headers.push({ name, key, value: text.slice(colon + 1, end).trim() });
     }

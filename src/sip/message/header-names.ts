@@ -38,6 +38,41 @@ export function tokenHeaderKey(name: string): string | undefined {
   return k;
 }
 
+/**
+ * Header names as they are usually written, by first character code: a parser that finds one
+ * of these spellings in its input uses the constant (and its key) instead of cutting a new
+ * string from the message and hashing it for the key lookup. Any other spelling takes the
+ * general path (tokenHeaderKey).
+ */
+const COMMON_NAMES: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = (() => {
+  const names = [
+    'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Contact', 'Max-Forwards', 'Content-Type', 'Content-Length',
+    'Record-Route', 'Route', 'Allow', 'Supported', 'Require', 'User-Agent', 'Server', 'Subject', 'Expires',
+    'Session-Expires', 'Min-SE', 'P-Asserted-Identity', 'P-Preferred-Identity', 'Privacy', 'Accept', 'Reason',
+    'RSeq', 'RAck', 'Event', 'Allow-Events', 'Date', 'Timestamp', 'Authorization', 'Proxy-Authorization',
+    'WWW-Authenticate', 'Proxy-Authenticate', 'Refer-To', 'Referred-By', 'Replaces', 'Diversion',
+    'Subscription-State', 'Content-Disposition', 'X-MS-SBC',
+    'v', 'f', 't', 'i', 'm', 'l', 'c', 'k', 's', 'x', 'r', 'b', 'o', 'u',
+  ];
+  const byFirst: Array<Array<readonly [string, string]>> = Array.from({ length: 128 }, () => []);
+  for (const n of names) byFirst[n.charCodeAt(0)]!.push([n, headerKey(n)]);
+  return byFirst;
+})();
+
+/**
+ * The constant spelling and key of the header name `text.slice(start, end)` when it is one of
+ * the common spellings, else undefined (the caller then cuts the name and uses tokenHeaderKey).
+ */
+export function commonHeaderName(text: string, start: number, end: number): readonly [string, string] | undefined {
+  const c = text.charCodeAt(start);
+  if (c >= 128) return undefined;
+  const len = end - start;
+  for (const entry of COMMON_NAMES[c]!) {
+    if (entry[0].length === len && text.startsWith(entry[0], start)) return entry;
+  }
+  return undefined;
+}
+
 /** Lower-case, compact-form-expanded key used for lookups. */
 export function headerKey(name: string): string {
   const hit = KEY_CACHE.get(name);

@@ -36,18 +36,19 @@ export function isWsp(c: number): boolean {
 export function trimLws(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && isLwsChar(s.charCodeAt(a))) a++;
-  while (b > a && isLwsChar(s.charCodeAt(b - 1))) b--;
+  while (a < b && isLws(s.charCodeAt(a))) a++;
+  while (b > a && isLws(s.charCodeAt(b - 1))) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
-function isLwsChar(c: number): boolean {
+/** SP, HTAB, CR or LF. */
+export function isLws(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10;
 }
 
 /** True when `s` contains SP, HTAB, CR or LF. */
 export function hasLws(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (isLwsChar(s.charCodeAt(i))) return true;
+  for (let i = 0; i < s.length; i++) if (isLws(s.charCodeAt(i))) return true;
   return false;
 }
 

@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
-import { tokenHeaderKey } from './header-names.js';
-import { isWsp, trimLws } from './lex.js';
+import { commonHeaderName, tokenHeaderKey } from './header-names.js';
+import { isLws, isWsp, trimLws } from './lex.js';
 import { EMPTY, type HeaderField, SipMessage, SipRequest, SipResponse } from './message.js';
 
 export interface ParseOptions {
@@ -114,10 +114,16 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       // HCOLON = *( SP / HTAB ) ":" SWS
       let ne = colon;
       while (ne > pos && isWsp(head.charCodeAt(ne - 1))) ne--;
-      const name = head.slice(pos, ne);
-      const key = tokenHeaderKey(name);
+      const common = commonHeaderName(head, pos, ne);
+      const name = common ? common[0] : head.slice(pos, ne);
+      const key = common ? common[1] : tokenHeaderKey(name);
       if (key === undefined) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
-      cur = { name, key, value: trimLws(head.slice(colon + 1, lineEnd)) };
+      // The value without its surrounding LWS, cut from the head text once.
+      let vs = colon + 1;
+      let ve = lineEnd;
+      while (vs < ve && isLws(head.charCodeAt(vs))) vs++;
+      while (ve > vs && isLws(head.charCodeAt(ve - 1))) ve--;
+      cur = { name, key, value: head.slice(vs, ve) };
       headers.push(cur);
       if (key === 'content-length') {
         clField ??= cur;

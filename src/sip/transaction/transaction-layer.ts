@@ -91,7 +91,11 @@ export class TransactionLayer {
   readonly #server2543 = new Map<string, ServerTransaction[]>();
   /** §8.2.2.2: From tag + Call-ID + CSeq → the first ongoing server transaction with them. */
   readonly #merge = new Map<string, ServerTransaction>();
-  readonly #all = new Set<Transaction>();
+  /**
+   * Live transactions by kind. Counted rather than kept in a set of their own: at a few hundred
+   * calls per second tens of thousands linger, and the keyed maps above already hold each one.
+   */
+  readonly #live: Record<Transaction['kind'], number> = { ICT: 0, NICT: 0, IST: 0, NIST: 0 };
   readonly #queues = new Map<number, FixedDelayQueue<Transaction>>();
   #closed = false;
 
@@ -128,16 +132,8 @@ export class TransactionLayer {
   }
 
   stats(): TransactionStats {
-    const s: TransactionStats = { ict: 0, nict: 0, ist: 0, nist: 0, client: 0, server: 0 };
-    for (const t of this.#all) {
-      if (t.kind === 'ICT') s.ict++;
-      else if (t.kind === 'NICT') s.nict++;
-      else if (t.kind === 'IST') s.ist++;
-      else s.nist++;
-    }
-    s.client = s.ict + s.nict;
-    s.server = s.ist + s.nist;
-    return s;
+    const l = this.#live;
+    return { ict: l.ICT, nict: l.NICT, ist: l.IST, nist: l.NIST, client: l.ICT + l.NICT, server: l.IST + l.NIST };
   }
 
   /** Disposes every transaction (TU/core `onTerminated` hooks still run once each). Idempotent. */
@@ -149,7 +145,9 @@ export class TransactionLayer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of [...this.#all]) t.dispose();
+    const all = new Set<Transaction>([...this.#client.values(), ...this.#server.values()]);
+    for (const list of this.#server2543.values()) for (const t of list) all.add(t);
+    for (const t of all) t.dispose();
     for (const q of this.#queues.values()) q.clear();
     this.#client.clear();
     this.#server.clear();
@@ -175,14 +173,14 @@ export class TransactionLayer {
     const reliable = isReliableProtocol(dest.protocol);
     const removed = (t: Transaction): void => {
       if (this.#client.get(key) === t) this.#client.delete(key);
-      this.#all.delete(t);
+      this.#live[t.kind]--;
     };
     const txn =
       req.method === 'INVITE'
         ? new InviteClientTransaction(this.#env, key, req, dest, tu, reliable, removed)
         : new NonInviteClientTransaction(this.#env, key, req, dest, tu, reliable, removed);
     this.#client.set(key, txn);
-    this.#all.add(txn);
+    this.#live[txn.kind]++;
     if (wire) txn.requestWire = wire;
     txn.start();
     return txn;
@@ -448,14 +446,14 @@ export class TransactionLayer {
       this.#merge.set(mkey, txn);
       txn.mergeKey = mkey;
     }
-    this.#all.add(txn);
+    this.#live[txn.kind]++;
     return txn;
   }
 
   /** One callback for every server transaction (no closure per transaction). */
   readonly #serverRemoved = (t: Transaction): void => {
     const txn = t as ServerTransaction;
-    this.#all.delete(txn);
+    this.#live[txn.kind]--;
     const key = txn.matchKey;
     if (this.#server.get(key) === txn) this.#server.delete(key);
     else {
