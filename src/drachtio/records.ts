@@ -46,12 +46,19 @@ export interface AppTxn {
 
 /** Pending 2xx retransmission on the UAS side (§13.3.1.4). */
 export interface Pending2xx {
+  rec: DialogRec;
   seq: number;
   res: SipResponse;
+  /** `res` as sent (retransmitted as is). */
+  wire: Buffer;
   flow: Flow;
   interval: number;
-  /** Retransmission (UDP) and 64*T1 deadline, one timer. */
+  /** clock.now() at which the session ends if no ACK came (64*T1 after the 2xx). */
+  deadline: number;
+  /** After the first interval: the timer of the next retransmission or of the deadline. */
   timer?: TimerHandle;
+  /** Until the first interval: the slot in the server's shared first-interval queue. */
+  slot?: number;
   /** The network INVITE this 2xx answers (kept findable for a CANCEL until the ACK). */
   net: NetTxn;
 }

@@ -17,6 +17,7 @@ import {
   parseNameAddr,
   parseUri,
 } from '../sip/message/index.js';
+import { FixedDelayQueue } from '../sip/transaction/fixed-delay-queue.js';
 import { createResponse } from '../sip/transaction/response.js';
 import { reasonPhrase } from '../sip/message/status.js';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
@@ -28,7 +29,7 @@ import { ProxyCore } from './proxy-core.js';
 import { OutboundRouter } from './outbound.js';
 import { type AppSip, parseAppSip, wireHeaderName } from './app-sip.js';
 import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from './contacts.js';
-import type { AppTxn, DialogRec, NetTxn } from './records.js';
+import type { AppTxn, DialogRec, NetTxn, Pending2xx } from './records.js';
 import type { DrachtioServer, DrachtioServerOptions, DrachtioServerStats, Logger } from './types.js';
 import { type WireMessage, safeField, wireTime } from './wire/codec.js';
 
@@ -74,6 +75,9 @@ export class DrachtioServerImpl implements DrachtioServer {
   /** Network requests waiting for their app's final response, in arrival order. */
   readonly netTxns = new ChurnMap<string, NetTxn>();
   #appTimeoutSweep: TimerHandle | undefined;
+  /** First wait of every 2xx for its ACK (§13.3.1.4): T1 over UDP, 64*T1 over reliable transports. */
+  readonly #first2xx: FixedDelayQueue<Pending2xx>;
+  readonly #first2xxReliable: FixedDelayQueue<Pending2xx>;
   readonly #netByTxn = new ChurnMap<ServerTransactionHandle, NetTxn>();
   readonly appTxns = new ChurnMap<string, AppTxn>();
   readonly dialogs = new Map<string, DialogRec>();
@@ -89,6 +93,8 @@ export class DrachtioServerImpl implements DrachtioServer {
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? realClock;
     this.timers = { T1: 500, T2: 4000, T4: 5000, ...opts.timers };
+    this.#first2xx = new FixedDelayQueue(this.clock, this.timers.T1, this.#tick2xx);
+    this.#first2xxReliable = new FixedDelayQueue(this.clock, 64 * this.timers.T1, this.#tick2xx);
     this.#dropOnRetryAfter = opts.dropConnectionOnRetryAfter ?? false;
     const listen = opts.contacts.flatMap((c) => parseContact(c, opts.externalIp)).map((s) => (s.protocol === 'tls' && opts.tls ? { ...s, tls: opts.tls } : s));
     this.transport = new TransportLayer({
@@ -204,6 +210,8 @@ export class DrachtioServerImpl implements DrachtioServer {
     this.clock.clearTimeout(this.#appTimeoutSweep);
     this.#appTimeoutSweep = undefined;
     for (const d of this.dialogs.values()) this.#clearDialogTimers(d);
+    this.#first2xx.clear();
+    this.#first2xxReliable.clear();
     await new Promise<void>((resolve) => (this.#admin ? this.#admin.close(() => resolve()) : resolve()));
     this.txl.close();
     await this.transport.close();
@@ -1127,29 +1135,36 @@ export class DrachtioServerImpl implements DrachtioServer {
    */
   #start2xx(rec: DialogRec, res: SipResponse, flow: Flow, seq: number, net: NetTxn, wire: Buffer): void {
     this.#stop2xx(rec);
-    const deadline = this.clock.now() + 64 * this.timers.T1;
-    const p = { seq, res, flow, interval: this.timers.T1, net } as NonNullable<DialogRec['pending2xx']>;
+    const T1 = this.timers.T1;
+    const p: Pending2xx = { rec, seq, res, wire, flow, interval: T1, deadline: this.clock.now() + 64 * T1, net };
     rec.pending2xx = p;
-    // One timer per 2xx: it retransmits (UDP) and, once 64*T1 have passed, ends the session.
-    const tick = () => {
-      if (rec.pending2xx !== p) return;
-      const left = deadline - this.clock.now();
-      // (< 1: timers run on the loop's whole-millisecond clock and may land a fraction early)
-      if (left < 1) {
-        this.#stop2xx(rec);
-        this.#teardown(rec, 'ACK timeout');
-        return;
-      }
-      void this.transport.sendResponse(res, flow, wire).catch(() => {});
-      p.interval = Math.min(p.interval * 2, this.timers.T2);
-      p.timer = this.clock.setTimeout(tick, Math.min(p.interval, left));
-    };
-    p.timer = this.clock.setTimeout(tick, flow.reliable ? 64 * this.timers.T1 : p.interval);
+    // Every 2xx waits the same first interval (T1 over UDP, the whole 64*T1 over a reliable
+    // transport) and almost every one is ACKed within it: that wait is a slot in a shared queue,
+    // not a timer per call. Later waits (no ACK yet) are timers of their own.
+    p.slot = (flow.reliable ? this.#first2xxReliable : this.#first2xx).add(p);
   }
+
+  /** One 2xx retransmission step: resend (UDP) and wait again, or end the session at the deadline. */
+  readonly #tick2xx = (p: Pending2xx): void => {
+    const rec = p.rec;
+    if (rec.pending2xx !== p) return;
+    p.slot = undefined;
+    const left = p.deadline - this.clock.now();
+    // (< 1: timers run on the loop's whole-millisecond clock and may land a fraction early)
+    if (left < 1) {
+      this.#stop2xx(rec);
+      this.#teardown(rec, 'ACK timeout');
+      return;
+    }
+    void this.transport.sendResponse(p.res, p.flow, p.wire).catch(() => {});
+    p.interval = Math.min(p.interval * 2, this.timers.T2);
+    p.timer = this.clock.setTimeout(() => this.#tick2xx(p), Math.min(p.interval, left));
+  };
 
   #stop2xx(rec: DialogRec): void {
     const p = rec.pending2xx;
     if (!p) return;
+    if (p.slot !== undefined) (p.flow.reliable ? this.#first2xxReliable : this.#first2xx).cancel(p.slot, p);
     this.clock.clearTimeout(p.timer);
     rec.pending2xx = undefined;
     // A CANCEL for the INVITE can no longer change anything (see #dropNetTxn).

@@ -48,6 +48,54 @@ describe('retransmissions over UDP', () => {
     await acked.promise;
   });
 
+  it('a 200 OK that is never ACKed is retransmitted at T1, 2*T1, ... capped at T2, and after 64*T1 the session ends with a BYE (ACK timeout)', async () => {
+    const caller = await UdpPeer.bind(SINK_IP);
+    const destroyed = deferred<void>();
+    try {
+      h.onInvite = async (req, res) => {
+        const dlg = await h.app.srf.createUAS(req, res, { localSdp: sdp('app-no-ack', SERVER_IP) });
+        dlg.on('destroy', () => destroyed.resolve());
+      };
+      const callId = `no-ack-${Date.now()}@${SINK_IP}`;
+      const invite = [
+        `INVITE sip:service@${SERVER_IP}:${h.s.sipPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP ${SINK_IP}:${caller.port};branch=z9hG4bK-no-ack-1;rport`,
+        'Max-Forwards: 70',
+        `From: <sip:caller@${SINK_IP}>;tag=no-ack-from`,
+        `To: <sip:service@${SERVER_IP}>`,
+        `Call-ID: ${callId}`,
+        'CSeq: 1 INVITE',
+        `Contact: <sip:caller@${SINK_IP}:${caller.port}>`,
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+      const started = Date.now();
+      await caller.send(invite, SERVER_IP, h.s.sipPort);
+      const bye = await caller.waitFor((d) => d.text.startsWith('BYE '), 64 * T1 + 3000);
+      const elapsed = bye.at - started;
+      expect(elapsed).toBeGreaterThanOrEqual(64 * T1 - 100);
+      expect(elapsed).toBeLessThan(64 * T1 + 1500);
+      expect(bye.text).toMatch(/^Reason:.*ACK timeout/im);
+      expect(bye.text).toContain(`Call-ID: ${callId}`);
+      const oks = caller.received.filter((d) => d.text.startsWith('SIP/2.0 200 ') && /CSeq:\s*1 INVITE/i.test(d.text));
+      // sent at 0, then T1, 3*T1, 7*T1, 15*T1 (= T2 reached), then every T2 until 64*T1
+      expect(oks.length).toBeGreaterThanOrEqual(8);
+      const gaps = oks.slice(1).map((d, i) => d.at - oks[i]!.at);
+      expect(gaps[0]!, `gaps ${gaps.join(',')}`).toBeGreaterThanOrEqual(T1 * 0.6);
+      expect(gaps[0]!, `gaps ${gaps.join(',')}`).toBeLessThan(T1 * 3);
+      for (let i = 1; i < 3; i++) expect(gaps[i]!, `gaps ${gaps.join(',')}`).toBeGreaterThan(gaps[i - 1]! * 1.4);
+      expect(Math.max(...gaps), `gaps ${gaps.join(',')}`).toBeLessThan(T2 * 1.6);
+      // the caller answers the BYE; the app learns that the dialog is gone
+      const via = /^Via:[^\r\n]*/im.exec(bye.text)![0];
+      const hdr = (name: string) => new RegExp(`^${name}:[^\\r\\n]*`, 'im').exec(bye.text)![0];
+      await caller.send(['SIP/2.0 200 OK', via, hdr('From'), hdr('To'), hdr('Call-ID'), hdr('CSeq'), 'Content-Length: 0', '', ''].join('\r\n'), bye.from.address, bye.from.port);
+      await destroyed.promise;
+    } finally {
+      await caller.close();
+    }
+  });
+
   it('a caller that ignores the first 503 gets it retransmitted (timer G) until it ACKs', async () => {
     h.onInvite = (_req, res) => res.send(503);
     const r = await runSipp({ scenario: 'uac-invite-ignore-first-503.xml', localIp: SIPP_IP, localPort: await sippPort(SIPP_IP), remote: h.s.sipHostPort });

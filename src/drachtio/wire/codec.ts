@@ -48,5 +48,8 @@ function formatTime(ms: number): string {
 
 /** A field must never contain the separator or a line break. */
 export function safeField(s: string | number | undefined): string {
-  return s === undefined ? '' : String(s).replace(/[|\r\n]/g, ' ');
+  if (s === undefined) return '';
+  const t = String(s);
+  // Almost every field is clean: look before running the replacement.
+  return t.indexOf('|') < 0 && t.indexOf('\r') < 0 && t.indexOf('\n') < 0 ? t : t.replace(/[|\r\n]/g, ' ');
 }

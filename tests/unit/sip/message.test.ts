@@ -4,6 +4,7 @@ import {
   SipRequest,
   SipResponse,
   formatNameAddr,
+  headerKey,
   parseMessage,
   parseNameAddr,
   validateMandatory,
@@ -44,6 +45,17 @@ describe('SIP message parser', () => {
     expect(r.callId).toBe('a84b4c76e66710@pc33');
     expect(r.cseq).toEqual({ seq: 314159, method: 'INVITE' });
     expect(r.body.toString('utf8')).toBe('v=0\r\nÄ');
+  });
+
+  it('keeps every header name as written, with its key, whether or not it is a common spelling', () => {
+    const names = ['Via', 'v', 'VIA', 'via', 'From', 'f', 'To', 't', 'TO', 'Call-ID', 'Call-Id', 'i', 'CSeq', 'Cseq', 'Contact', 'm',
+      'Content-Type', 'Content-Typ', 'Content-Types', 'c', 'Max-Forwards', 'X-MS-SBC', 'X-Ms-Sbc', 'Supported', 'k', 'Subject', 's', 'X', 'x', 'Session-Expires'];
+    const lines = names.map((n, i) => `${n}: value-${i}`);
+    const text = ['OPTIONS sip:a@b SIP/2.0', ...lines, 'Content-Length: 0', '', ''].join('\r\n');
+    const m = parseMessage(Buffer.from(text));
+    expect(m.headers.slice(0, names.length).map((h) => h.name)).toEqual(names);
+    expect(m.headers.slice(0, names.length).map((h) => h.key)).toEqual(names.map((n) => headerKey(n)));
+    expect(m.headers.slice(0, names.length).map((h) => h.value)).toEqual(names.map((_n, i) => `value-${i}`));
   });
 
   it('recomputes Content-Length in bytes when serializing', () => {
