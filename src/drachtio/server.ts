@@ -126,6 +126,8 @@ export class DrachtioServerImpl implements DrachtioServer {
         onRequest: (req, txn, flow) => this.#onNetworkRequest(req, txn, flow),
         onCancel: (cancel, invite, answered487, flow) => this.#onNetworkCancel(cancel, invite, answered487, flow),
         onServerTerminated: (txn) => this.#netByTxn.delete(txn),
+        // §17.2.4: the transaction terminates by itself; one log line for every response that failed.
+        onServerTransportError: (txn, err) => this.log.debug({ txn: txn.id, err: err.message }, 'response send failed'),
         onStray2xx: (res, flow) => this.#onStray2xx(res, flow),
       },
     });
@@ -1093,7 +1095,8 @@ export class DrachtioServerImpl implements DrachtioServer {
       }
     }
     if (reliable1xx) this.#startReliable1xx(n, res);
-    void n.txn.respond(res, wire).catch((err: Error) => this.log.debug({ err: err.message }, 'response send failed'));
+    // (a failed send is logged by onServerTransportError; respond's promise is pre-handled)
+    void n.txn.respond(res, wire);
     this.#replySent(app, msgId, wire, n.flow.protocol, n.flow.remoteAddress, n.flow.remotePort, n.id, creates ? (dialogId ?? '') : (n.dialog?.id ?? ''));
   }
 
