@@ -1,4 +1,5 @@
 import { InvalidStateError } from '../../util/errors.js';
+import { detached } from '../../util/strings.js';
 import type { Flow } from '../transport/types.js';
 
 export type DialogState = 'Early' | 'Confirmed' | 'Terminated';
@@ -19,18 +20,17 @@ export class Dialog {
 
   #state: DialogState;
   readonly role: DialogRole;
+  // The strings below are kept for the life of the dialog, so they are stored detached from the
+  // messages they were read from (see util/strings.ts): a dialog must not keep a parsed INVITE.
   readonly callId: string;
   readonly localTag: string;
-  remoteTag: string;
-  /** §12.1.1/§12.1.2: Record-Route values, in the order requests must carry them as Route. */
-  routeSet: string[];
-  /** Remote target URI (the peer's Contact), updated by target-refresh requests (§12.2). */
-  remoteTarget: string;
+  #remoteTag: string;
+  #routeSet: string[];
+  #remoteTarget: string;
   /** Local URI with tag as it appears in From (UAC) / To (UAS): full header value. */
-  localUri: string;
-  remoteUri: string;
-  /** Our Contact header value for this dialog. */
-  localContact: string;
+  readonly localUri: string;
+  #remoteUri: string;
+  #localContact: string;
   /** §12.2.1.1: local CSeq; incremented for each new request. */
   localSeq: number;
   /** §12.2.2: remote CSeq; undefined until the first request from the peer. */
@@ -59,14 +59,14 @@ export class Dialog {
     state?: DialogState;
   }) {
     this.role = init.role;
-    this.callId = init.callId;
-    this.localTag = init.localTag;
-    this.remoteTag = init.remoteTag;
-    this.routeSet = init.routeSet;
-    this.remoteTarget = init.remoteTarget;
-    this.localUri = init.localUri;
-    this.remoteUri = init.remoteUri;
-    this.localContact = init.localContact;
+    this.callId = detached(init.callId);
+    this.localTag = detached(init.localTag);
+    this.#remoteTag = detached(init.remoteTag);
+    this.#routeSet = init.routeSet.map(detached);
+    this.#remoteTarget = detached(init.remoteTarget);
+    this.localUri = detached(init.localUri);
+    this.#remoteUri = detached(init.remoteUri);
+    this.#localContact = detached(init.localContact);
     this.localSeq = init.localSeq;
     this.remoteSeq = init.remoteSeq;
     this.usage = init.usage;
@@ -76,6 +76,50 @@ export class Dialog {
 
   get state(): DialogState {
     return this.#state;
+  }
+
+  get remoteTag(): string {
+    return this.#remoteTag;
+  }
+
+  set remoteTag(tag: string) {
+    this.#remoteTag = detached(tag);
+  }
+
+  /** §12.1.1/§12.1.2: Record-Route values, in the order requests must carry them as Route. */
+  get routeSet(): readonly string[] {
+    return this.#routeSet;
+  }
+
+  set routeSet(routes: readonly string[]) {
+    this.#routeSet = routes.map(detached);
+  }
+
+  /** Remote target URI (the peer's Contact), updated by target-refresh requests (§12.2). */
+  get remoteTarget(): string {
+    return this.#remoteTarget;
+  }
+
+  set remoteTarget(uri: string) {
+    this.#remoteTarget = detached(uri);
+  }
+
+  /** The peer's URI with tag as it appears in To (UAC, completed by the 2xx) / From (UAS). */
+  get remoteUri(): string {
+    return this.#remoteUri;
+  }
+
+  set remoteUri(value: string) {
+    this.#remoteUri = detached(value);
+  }
+
+  /** Our Contact header value for this dialog. */
+  get localContact(): string {
+    return this.#localContact;
+  }
+
+  set localContact(value: string) {
+    this.#localContact = detached(value);
   }
 
   transition(to: DialogState): void {
