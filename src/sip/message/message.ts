@@ -127,7 +127,8 @@ export abstract class SipMessage {
   }
 
   #keep<T>(slot: number, v: T): T {
-    // A literal: `new Array(n).fill()` goes through a runtime call on every message.
+    // One slot per view (CALL_ID … RECORD_ROUTE below), as a literal: `new Array(n).fill()`
+    // goes through a runtime call on every message.
     (this.#views ??= [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined])[slot] = v;
     return v;
   }
