@@ -287,7 +287,8 @@ export class OutboundRouter {
     if (a.txn.finalSent) return;
     const res = createResponse(a.req, status, reason, newTag());
     for (const c of contacts ?? []) res.add('Contact', c);
-    void a.txn.respond(res).catch((err: Error) => this.#ctx.log.debug({ err: err.message }, 'response send failed'));
+    // (a failed send is logged by the server core's onServerTransportError; the promise is pre-handled)
+    void a.txn.respond(res);
   }
 
   /** Round-robin over authenticated inbound apps that routed `verb` and carry `tag` (drachtio selectClientForTag). */

@@ -46,7 +46,6 @@ export interface AppTxn {
 
 /** Pending 2xx retransmission on the UAS side (§13.3.1.4). */
 export interface Pending2xx {
-  rec: DialogRec;
   seq: number;
   res: SipResponse;
   /** `res` as sent (retransmitted as is). */
@@ -59,7 +58,7 @@ export interface Pending2xx {
   timer?: TimerHandle;
   /** Until the first interval: the slot in the server's shared first-interval queue. */
   slot?: number;
-  /** The network INVITE this 2xx answers (kept findable for a CANCEL until the ACK). */
+  /** The network INVITE this 2xx answers (kept findable for a CANCEL until the ACK); its dialog is the one waiting. */
   net: NetTxn;
 }
 

@@ -1139,18 +1139,24 @@ export class DrachtioServerImpl implements DrachtioServer {
   #start2xx(rec: DialogRec, res: SipResponse, flow: Flow, seq: number, net: NetTxn, wire: Buffer): void {
     this.#stop2xx(rec);
     const T1 = this.timers.T1;
-    const p: Pending2xx = { rec, seq, res, wire, flow, interval: T1, deadline: this.clock.now() + 64 * T1, net };
+    const p: Pending2xx = { seq, res, wire, flow, interval: T1, deadline: this.clock.now() + 64 * T1, net };
     rec.pending2xx = p;
-    // Every 2xx waits the same first interval (T1 over UDP, the whole 64*T1 over a reliable
-    // transport) and almost every one is ACKed within it: that wait is a slot in a shared queue,
-    // not a timer per call. Later waits (no ACK yet) are timers of their own.
-    p.slot = (flow.reliable ? this.#first2xxReliable : this.#first2xx).add(p);
+    p.slot = this.#first2xxQueue(flow).add(p);
+  }
+
+  /**
+   * Every 2xx waits the same first interval (T1 over UDP, the whole 64*T1 over a reliable
+   * transport) and almost every one is ACKed within it: that wait is a slot in a shared queue,
+   * not a timer per call. Later waits (no ACK yet) are timers of their own.
+   */
+  #first2xxQueue(flow: Flow): FixedDelayQueue<Pending2xx> {
+    return flow.reliable ? this.#first2xxReliable : this.#first2xx;
   }
 
   /** One 2xx retransmission step: resend (UDP) and wait again, or end the session at the deadline. */
   readonly #tick2xx = (p: Pending2xx): void => {
-    const rec = p.rec;
-    if (rec.pending2xx !== p) return;
+    const rec = p.net.dialog;
+    if (!rec || rec.pending2xx !== p) return;
     p.slot = undefined;
     const left = p.deadline - this.clock.now();
     // (< 1: timers run on the loop's whole-millisecond clock and may land a fraction early)
@@ -1167,7 +1173,7 @@ export class DrachtioServerImpl implements DrachtioServer {
   #stop2xx(rec: DialogRec): void {
     const p = rec.pending2xx;
     if (!p) return;
-    if (p.slot !== undefined) (p.flow.reliable ? this.#first2xxReliable : this.#first2xx).cancel(p.slot, p);
+    if (p.slot !== undefined) this.#first2xxQueue(p.flow).cancel(p.slot, p);
     this.clock.clearTimeout(p.timer);
     rec.pending2xx = undefined;
     // A CANCEL for the INVITE can no longer change anything (see #dropNetTxn).
