@@ -5,12 +5,18 @@
  *   floor  SIPp UAC (127.0.7.2) → SIPp UAS (127.0.7.3)                              directly
  *   uas    SIPp UAC → our sip-server (127.0.7.1) → drachtio-srf app (createUAS, SDP echoed)
  *   b2b    SIPp UAC → our sip-server (127.0.7.5) → drachtio-srf app (createB2BUA) → SIPp UAS (127.0.7.4)
+ *   iofloor SIPp UAC → bench/lib/io-floor.mjs (127.0.7.6) → drachtio-srf app (createUAS), the uas
+ *          shape with our server replaced by the least a Node process can do to relay that
+ *          traffic (no parser, no transactions): uas server − iofloor server, per rate, is what
+ *          our SIP logic costs; iofloor server / app is the best ratio a Node server could get.
  *
  * Each call: INVITE (SDP) → 100 → 200 (SDP) → ACK → hold (--hold-ms) → BYE → 200, over UDP.
- * A step runs `-m rate*seconds` calls at `-r rate`; it passes with 0 failed calls, every call
+ * A step first runs --warm-s seconds of calls at its rate, unmeasured (benchmarking.md §3: JIT
+ * tier-up, and 64*T1 = 32 s for the lingering transactions of the first calls to start expiring at
+ * the rate they are created), then `-m rate*seconds` measured calls at `-r rate`; it passes with 0 failed calls, every call
  * successful and 0 INVITE retransmissions. A failed step is repeated once (steal time on this
  * box is real). floor and uas are interleaved per rate (F B, then B F) and each shape stops at
- * its first failed rate. The best uas rate is then confirmed with a longer step next to a floor
+ * its first failed rate (iofloor joins the interleaving when selected). The best uas rate is then confirmed with a longer step next to a floor
  * step at the same rate. Optionally one extra step runs the server under `node --cpu-prof`
  * (excluded from the CPU figures) and its hottest functions are listed.
  *
@@ -19,8 +25,8 @@
  * own UDP socket drops and granted buffer sizes (ss -uam), /proc/net/snmp Udp RcvbufErrors
  * (system-wide), steal and CPU used by everything else on the box.
  *
- *   npx tsx bench/sipp-cps.ts [--rates 100,300,500,...] [--step-s 20] [--confirm-s 60]
- *       [--b2b-rates 100,200,...] [--shapes floor,uas,b2b] [--profile-rate 400] [--profile-s 10]
+ *   npx tsx bench/sipp-cps.ts [--rates 100,300,500,...] [--step-s 20] [--warm-s 30] [--confirm-s 60]
+ *       [--b2b-rates 100,200,...] [--shapes floor,uas,iofloor,b2b] [--profile-rate 400] [--profile-s 10]
  *       [--hold-ms 1000] [--out bench/results]
  * The last line printed is one JSON object with the summary.
  */
@@ -33,14 +39,15 @@ import {
   type SystemCpuDelta, type UdpSnmp, type UdpSocketMem,
 } from './lib/proc.js';
 import { runUac, startUas, type UasHandle } from './lib/sipp.js';
-import { REPO_ROOT, scrapeGauges, startApp, startServer, type Proc } from './lib/sut.js';
+import { REPO_ROOT, scrapeGauges, startApp, startIoFloor, startServer, type Proc } from './lib/sut.js';
 
 const { values: argv } = parseArgs({
   options: {
     rates: { type: 'string', default: '100,300,500,600,700,800,1000,1200' },
     'b2b-rates': { type: 'string', default: '100,200,300,400,500' },
-    shapes: { type: 'string', default: 'floor,uas,b2b' },
+    shapes: { type: 'string', default: 'floor,uas,iofloor,b2b' },
     'step-s': { type: 'string', default: '20' },
+    'warm-s': { type: 'string', default: '30' },
     'confirm-s': { type: 'string', default: '60' },
     'hold-ms': { type: 'string', default: '1000' },
     'profile-rate': { type: 'string', default: '400' },
@@ -53,6 +60,7 @@ const RATES = argv.rates.split(',').map(Number).filter((n) => n > 0);
 const B2B_RATES = argv['b2b-rates'].split(',').map(Number).filter((n) => n > 0);
 const SHAPES = new Set(argv.shapes.split(','));
 const STEP_S = Number(argv['step-s']);
+const WARM_S = Number(argv['warm-s']);
 const CONFIRM_S = Number(argv['confirm-s']);
 const HOLD_MS = Number(argv['hold-ms']);
 const PROFILE_RATE = Number(argv['profile-rate']);
@@ -61,13 +69,13 @@ const RETRIES = Number(argv.retries);
 
 const SECRET = 'cymru';
 const NPROC = machineFacts().nproc as number;
-const IP = { server: '127.0.7.1', uac: '127.0.7.2', floorUas: '127.0.7.3', b2bUas: '127.0.7.4', b2bServer: '127.0.7.5' };
+const IP = { server: '127.0.7.1', uac: '127.0.7.2', floorUas: '127.0.7.3', b2bUas: '127.0.7.4', b2bServer: '127.0.7.5', ioFloor: '127.0.7.6' };
 const SCEN = path.join(REPO_ROOT, 'bench', 'scenarios');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const RUN_DIR = path.join(argv.out, `sipp-cps-${stamp}`);
 fs.mkdirSync(RUN_DIR, { recursive: true });
 
-type Shape = 'floor' | 'uas' | 'b2b';
+type Shape = 'floor' | 'uas' | 'b2b' | 'iofloor';
 type Role = 'sippUac' | 'sippUas' | 'server' | 'app';
 
 interface Sut {
@@ -114,6 +122,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function runStep(sut: Sut, rate: number, seconds: number, kind: StepResult['kind'], attempt: number): Promise<StepResult> {
   const calls = rate * seconds;
   const dir = path.join(RUN_DIR, `${sut.shape}-${rate}-${kind}-${attempt}`);
+  const warmWhy: string[] = [];
+  if (WARM_S > 0) {
+    const w = await runUac({
+      scenario: path.join(SCEN, 'uac.xml'), localIp: IP.uac, localPort: 5060, remote: sut.remote,
+      rate, calls: rate * WARM_S, holdMs: HOLD_MS, dir: path.join(dir, 'warm-up'), timeoutMs: (WARM_S + HOLD_MS / 1000 + 40) * 1000,
+    });
+    if (w.exitCode !== 0 || (w.stats?.failed ?? 1) > 0) warmWhy.push(`warm-up: sipp exit ${w.exitCode}, ${w.stats?.failed ?? '?'} failed`);
+  }
   const pids = sut.procs;
   const cpu0: Partial<Record<Role, number>> = {};
   for (const [role, pid] of Object.entries(pids)) cpu0[role as Role] = readProcCpu(pid)?.selfMs ?? NaN;
@@ -133,7 +149,7 @@ async function runStep(sut: Sut, rate: number, seconds: number, kind: StepResult
   if (r.cpuMs !== undefined) cpuMs.sippUac = r.cpuMs;
   const st = r.stats;
   const successful = st?.successful ?? 0;
-  const why: string[] = [];
+  const why: string[] = [...warmWhy];
   if (r.exitCode !== 0) why.push(`sipp exit ${r.exitCode}`);
   if ((st?.failed ?? 1) > 0) why.push(`${st?.failed ?? '?'} failed`);
   if (successful < calls) why.push(`${successful}/${calls} successful`);
@@ -164,7 +180,7 @@ async function runStep(sut: Sut, rate: number, seconds: number, kind: StepResult
   if (sut.metrics) res.gaugesAfter = await scrapeGauges(sut.metrics.host, sut.metrics.port);
   const pc = Object.entries(cpuPerCallMs).map(([k, v]) => `${k} ${v}`).join(', ');
   log(
-    `  ${sut.shape.padEnd(5)} ${String(rate).padStart(5)} cps ×${seconds}s ${kind}#${attempt}: ${res.pass ? 'PASS' : `FAIL (${why.join('; ')})`}` +
+    `  ${sut.shape.padEnd(7)} ${String(rate).padStart(5)} cps ×${seconds}s ${kind}#${attempt}: ${res.pass ? 'PASS' : `FAIL (${why.join('; ')})`}` +
       ` | ms/call: ${pc} | steal ${sys.stealPct}% other ${res.sys.otherPct}% | RcvbufErr ${res.snmp.RcvbufErrors}` +
       (res.serverSocket ? ` srvDrops ${res.serverSocket.dropsDelta}` : '') +
       ` | inv200 p50 ${r.rtt.inv200?.p50 ?? '?'} ms`,
@@ -216,6 +232,20 @@ async function serverSut(shape: 'uas' | 'b2b', opts: { cpuProf?: string } = {}):
   };
 }
 
+async function ioFloorSut(): Promise<Sut> {
+  const dir = path.join(RUN_DIR, 'iofloor-sut');
+  fs.mkdirSync(dir, { recursive: true });
+  const relay = await startIoFloor({ sipIp: IP.ioFloor, sipPort: 5060, adminPort: 9024, secret: SECRET, cwd: dir });
+  const app = await startApp({ host: IP.ioFloor, port: 9024, secret: SECRET, mode: 'uas', cwd: dir });
+  return {
+    shape: 'iofloor', remote: `${IP.ioFloor}:5060`, procs: { server: relay.pid, app: app.pid }, serverSocket: `${IP.ioFloor}:5060`,
+    async stop() {
+      await app.stop();
+      await relay.stop();
+    },
+  };
+}
+
 function maxPassing(steps: StepResult[], shape: Shape): number {
   // highest rate below the first rate whose final attempt failed
   const byRate = new Map<number, boolean>();
@@ -252,10 +282,13 @@ async function main(): Promise<void> {
       log(`  our server UDP ${uas.serverSocket}: rcvbuf ${buffers.server?.rcvbuf} sndbuf ${buffers.server?.sndbuf} (bytes granted, as ss -uam reports)`);
     }
     if (floor) buffers.floorUas = readUdpSocket(floor.remote);
-    log(`phase 1: ramp ${RATES.join(', ')} cps, ${STEP_S} s per step, floor/uas interleaved`);
+    const ioFloor = SHAPES.has('iofloor') ? await ioFloorSut() : undefined;
+    if (ioFloor) started.push(ioFloor);
+    log(`phase 1: ramp ${RATES.join(', ')} cps, ${WARM_S} s warm-up + ${STEP_S} s measured per step, ${[floor, uas, ioFloor].filter(Boolean).map((x) => x!.shape).join('/')} interleaved`);
     const alive = new Map<Shape, Sut>();
     if (floor) alive.set('floor', floor);
     if (uas) alive.set('uas', uas);
+    if (ioFloor) alive.set('iofloor', ioFloor);
     let flip = false;
     for (const rate of RATES) {
       const order = [...alive.values()];
@@ -344,8 +377,16 @@ async function main(): Promise<void> {
   // goal 1: server CPU/call ≤ app CPU/call, at every passing uas step
   const uasPassing = steps.filter((s) => s.shape === 'uas' && s.pass && s.kind !== 'profile');
   const serverVsApp = uasPassing.map((s) => ({ rate: s.rate, kind: s.kind, server: s.cpuPerCallMs.server, app: s.cpuPerCallMs.app, ratio: round3((s.cpuPerCallMs.server ?? 0) / (s.cpuPerCallMs.app || 1)) }));
+  // What our SIP logic costs: the uas server minus the I/O floor at the same rate (ramp steps).
+  const ioFloorByRate = new Map(steps.filter((s) => s.shape === 'iofloor' && s.kind === 'ramp' && s.pass).map((s) => [s.rate, s]));
+  const logicCost = uasPassing.filter((s) => s.kind === 'ramp' && ioFloorByRate.has(s.rate)).map((s) => {
+    const io = ioFloorByRate.get(s.rate)!;
+    const uasServer = s.cpuPerCallMs.server ?? NaN;
+    const ioServer = io.cpuPerCallMs.server ?? NaN;
+    return { rate: s.rate, uasServer, ioFloorServer: ioServer, logic: round3(uasServer - ioServer), ioFloorVsApp: round3(ioServer / (io.cpuPerCallMs.app || 1)) };
+  });
   const goals = {
-    serverCpuLeApp: { met: serverVsApp.length > 0 && serverVsApp.every((x) => (x.server ?? Infinity) <= (x.app ?? 0)), perStep: serverVsApp },
+    serverCpuLeApp: { met: serverVsApp.length > 0 && serverVsApp.every((x) => (x.server ?? Infinity) <= (x.app ?? 0)), perStep: serverVsApp, logicCost },
     // met only if a long (confirm) step at ≥ 500 cps passed, or no confirm ran and the ramp reached 500
     cps500: {
       met: confirmUas ? confirmUas.pass && confirmUas.rate >= 500 : uasS.maxCps >= 500,
@@ -359,7 +400,7 @@ async function main(): Promise<void> {
     when: new Date().toISOString(),
     durationS: Math.round((Date.now() - t0) / 1000),
     machine: { ...facts, stealPctWholeRun: sysAll.stealPct, stealPctStepP50: stealSteps[Math.floor(stealSteps.length / 2)] ?? 0, stealPctStepMax: stealSteps[stealSteps.length - 1] ?? 0 },
-    method: { stepS: STEP_S, confirmS: CONFIRM_S, holdMs: HOLD_MS, rates: RATES, b2bRates: B2B_RATES, retries: RETRIES },
+    method: { stepS: STEP_S, warmS: WARM_S, confirmS: CONFIRM_S, holdMs: HOLD_MS, rates: RATES, b2bRates: B2B_RATES, retries: RETRIES },
     buffers,
     floor: floorS,
     uas: { ...uasS, ratioVsFloorCps: floorS.maxCps ? round3(uasS.maxCps / floorS.maxCps) : undefined },
@@ -402,6 +443,11 @@ function markdown(s: any): string {
   lines.push('');
   lines.push(`floor max ${s.floor.maxCps} cps; uas ramp max ${s.uas.maxCps} cps, sustained ${CONFIRM_S} s: ${s.goals.cps500.sustainedCps ?? 'none confirmed'} cps; uas (${s.uas.ratioVsFloorCps ?? '–'} × floor); b2b max ${s.b2b.maxCps} cps (${s.b2b.ratioVsFloorCps ?? '–'} × floor)`);
   lines.push(`goal server CPU/call ≤ app CPU/call: ${s.goals.serverCpuLeApp.met ? 'MET' : 'MISSED'}; goal ≥ 500 cps with 0 failed: ${s.goals.cps500.met ? 'MET' : 'MISSED'}`);
+  const lc = s.goals.serverCpuLeApp.logicCost as Array<{ rate: number; uasServer: number; ioFloorServer: number; logic: number; ioFloorVsApp: number }>;
+  if (lc.length) {
+    lines.push('', '| Rate (cps) | uas server ms/call | iofloor server ms/call | SIP logic ms/call (difference) | iofloor / its app |', '|---|---|---|---|---|');
+    for (const x of lc) lines.push(`| ${x.rate} | ${f(x.uasServer)} | ${f(x.ioFloorServer)} | ${f(x.logic)} | ${x.ioFloorVsApp.toFixed(3)} |`);
+  }
   if (s.profile) {
     lines.push('', `server profile at ${s.profile.rate} cps (${s.profile.sampledMs} ms sampled, idle ${s.profile.idlePct} %, GC ${s.profile.gcPct} % of busy):`);
     for (const e of s.profile.topSelf.slice(0, 15)) lines.push(`  self ${String(e.selfPct).padStart(5)} %  ${e.name}`);

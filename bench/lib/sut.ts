@@ -15,6 +15,7 @@ import { readUdpSocket } from './proc.js';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
 const APP = path.join(REPO_ROOT, 'bench', 'lib', 'srf-app.mjs');
+const IO_FLOOR = path.join(REPO_ROOT, 'bench', 'lib', 'io-floor.mjs');
 
 export interface Proc {
   name: string;
@@ -123,6 +124,13 @@ export async function startApp(o: { host: string; port: number; secret: string; 
   if (o.target) args.push('--target', o.target);
   const p = startProc(`srf-app(${o.mode})`, process.execPath, args, o.cwd);
   await waitUntil('srf app ready', 15_000, () => p.output().includes('"ready":true'), p);
+  return p;
+}
+
+/** The Node I/O floor (bench/lib/io-floor.mjs) in place of our server: the same traffic, no SIP logic. */
+export async function startIoFloor(o: { sipIp: string; sipPort: number; adminPort: number; secret: string; cwd: string }): Promise<Proc> {
+  const p = startProc('io-floor', process.execPath, [IO_FLOOR, '--address', o.sipIp, '--sip-port', String(o.sipPort), '--port', String(o.adminPort), '--secret', o.secret], o.cwd);
+  await waitUntil('io-floor ready', 15_000, () => p.output().includes('"ready":true'), p);
   return p;
 }
 
