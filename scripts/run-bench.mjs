@@ -23,7 +23,7 @@ const sippArgs = dashdash >= 0 ? process.argv.slice(dashdash + 1) : [];
 const BENCHES = [
   { name: 'parser', file: 'bench/parser.bench.ts', args: [], timeoutS: 180 },
   { name: 'tenants', file: 'bench/tenants.bench.ts', args: [], timeoutS: 300 },
-  { name: 'sipp-cps', file: 'bench/sipp-cps.ts', args: sippArgs, timeoutS: 14 * 60 },
+  { name: 'sipp-cps', file: 'bench/sipp-cps.ts', args: sippArgs, timeoutS: 45 * 60 },
 ];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
 

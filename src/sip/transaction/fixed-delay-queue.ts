@@ -7,9 +7,16 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
  * closure and a handle of its own; at a few hundred calls per second tens of thousands linger.
  *
  * Cancelling clears the slot; the clock timer is dropped as soon as no live entry is left.
+ *
+ * With a grain, the clock timer only fires on multiples of it (each entry expires up to one grain
+ * late, never early), so entries due within the same grain expire together. For the 32 s linger
+ * of every call's transactions that is one wake-up of the process per grain instead of one per
+ * distinct due millisecond: at a few hundred calls per second those arrive a couple of
+ * milliseconds apart, and each was a wake-up of its own between the calls' packets.
  */
 export class FixedDelayQueue<T> {
   readonly delayMs: number;
+  readonly grainMs: number;
   readonly #clock: Clock;
   readonly #expire: (item: T) => void;
   #items: Array<T | undefined> = [];
@@ -24,9 +31,10 @@ export class FixedDelayQueue<T> {
   /** Inside #run: expiry callbacks may add or cancel; the timer is re-armed once at the end. */
   #running = false;
 
-  constructor(clock: Clock, delayMs: number, expire: (item: T) => void) {
+  constructor(clock: Clock, delayMs: number, expire: (item: T) => void, grainMs = 0) {
     this.#clock = clock;
     this.delayMs = delayMs;
+    this.grainMs = grainMs;
     this.#expire = expire;
   }
 
@@ -66,8 +74,10 @@ export class FixedDelayQueue<T> {
   }
 
   #arm(due: number): void {
-    this.#timerDue = due;
-    this.#timer = this.#clock.setTimeout(this.#run, Math.max(0, due - this.#clock.now()));
+    const g = this.grainMs;
+    const at = g > 0 ? Math.ceil(due / g) * g : due;
+    this.#timerDue = at;
+    this.#timer = this.#clock.setTimeout(this.#run, Math.max(0, at - this.#clock.now()));
   }
 
   readonly #run = (): void => {

@@ -58,6 +58,8 @@ export type ExtraHeaders = ReadonlyArray<HeaderField> | ReadonlyArray<readonly [
 
 /** RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin with the characters "z9hG4bK"." */
 const MAGIC_COOKIE = 'z9hG4bK';
+/** Grid on which lingering server transactions end (see the FixedDelayQueue grain). */
+export const LINGER_GRAIN_MS = 250;
 
 /*
  * Matching keys live as long as their transaction (32 s when it lingers). They are built with
@@ -108,10 +110,14 @@ export class TransactionLayer {
     const clock = opts.clock ?? realClock;
     const settings = resolveTimerSettings(opts.timers);
     // Every call leaves an INVITE and a BYE server transaction lingering 64*T1 (Timer L/J),
-    // and every INVITE arms the deferred 100 Trying: those wait in shared queues.
+    // and every INVITE arms the deferred 100 Trying: those wait in shared queues. The linger
+    // ends on a LINGER_GRAIN_MS grid: Timers J and L only bound how long retransmissions are
+    // absorbed (§17.2.2, RFC 6026 §8.7), so ending it a little later changes nothing on the
+    // wire. The 100 Trying delay (at most 200 ms, §17.2.1) stays exact.
     const expire = (t: Transaction): void => t.queuedTimerFired();
-    for (const ms of [64 * settings.T1, delay]) {
-      if (ms > 0 && !this.#queues.has(ms)) this.#queues.set(ms, new FixedDelayQueue<Transaction>(clock, ms, expire));
+    const linger = 64 * settings.T1;
+    for (const ms of [linger, delay]) {
+      if (ms > 0 && !this.#queues.has(ms)) this.#queues.set(ms, new FixedDelayQueue<Transaction>(clock, ms, expire, ms === linger ? LINGER_GRAIN_MS : 0));
     }
     this.#env = {
       transport: opts.transport,

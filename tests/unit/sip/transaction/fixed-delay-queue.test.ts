@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../../src/util/clock.js';
 import { FixedDelayQueue } from '../../../../src/sip/transaction/fixed-delay-queue.js';
+import { LINGER_GRAIN_MS } from '../../../../src/sip/transaction/transaction-layer.js';
 import { createResponse } from '../../../../src/sip/transaction/response.js';
 import { flowOf, makeRequest, rig } from './helpers.js';
 
@@ -92,8 +93,28 @@ describe('FixedDelayQueue (shared fixed-delay timers)', () => {
   });
 });
 
+describe('FixedDelayQueue with a grain', () => {
+  it('fires only on multiples of the grain, never early: entries due within one grain expire together', () => {
+    const clock = new FakeClock();
+    const fired: Array<[string, number]> = [];
+    const q = new FixedDelayQueue<string>(clock, 100, (item) => fired.push([item, clock.now()]), 50);
+    q.add('a'); // due 100: on the grid, exact
+    clock.advance(5);
+    q.add('b'); // due 105
+    clock.advance(40);
+    q.add('c'); // due 145
+    clock.advance(55); // t = 100
+    expect(fired).toEqual([['a', 100]]);
+    clock.advance(49);
+    expect(fired).toEqual([['a', 100]]);
+    clock.advance(1); // t = 150: b and c in one firing of the clock timer
+    expect(fired).toEqual([['a', 100], ['b', 150], ['c', 150]]);
+    expect(clock.pending).toBe(0);
+  });
+});
+
 describe('lingering transactions share the layer queues', () => {
-  it('a hundred calls lingering in Accepted (Timer L) and Completed (Timer J) use one clock timer', async () => {
+  it('a hundred calls lingering in Accepted (Timer L) and Completed (Timer J) use one clock timer and end on the linger grain', async () => {
     const r = rig({ tryingDelayMs: 200 });
     for (let i = 0; i < 100; i++) {
       const inv = makeRequest('INVITE');
@@ -108,7 +129,15 @@ describe('lingering transactions share the layer queues', () => {
     expect(r.layer.stats()).toMatchObject({ ist: 100, nist: 100 });
     expect(r.clock.pending).toBe(1);
     expect(r.transport.responses(100)).toHaveLength(0); // answered at once: no 100 Trying
-    r.clock.advance(32_000);
+    // Added at t = 0…99, due at 32,000…32,099: the first ends on time (32,000 is on the grain),
+    // the other 99 together at the next grain point, 32,250; none ends before 64*T1.
+    r.clock.advance(31_899); // t = 31,999
+    expect(r.layer.stats()).toMatchObject({ ist: 100, nist: 100 });
+    r.clock.advance(1); // t = 32,000
+    expect(r.layer.stats()).toMatchObject({ ist: 99, nist: 99 });
+    r.clock.advance(LINGER_GRAIN_MS - 1);
+    expect(r.layer.stats()).toMatchObject({ ist: 99, nist: 99 });
+    r.clock.advance(1); // t = 32,250
     expect(r.layer.stats()).toMatchObject({ ist: 0, nist: 0 });
     expect(r.clock.pending).toBe(0);
   });
