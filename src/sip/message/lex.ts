@@ -34,8 +34,13 @@ export function isWsp(c: number): boolean {
  * whitespace such as U+FEFF, which is ordinary TEXT-UTF8 content in SIP (RFC 4475 §3.1.1.2).
  */
 export function trimLws(s: string): string {
-  let a = 0;
-  let b = s.length;
+  return sliceLws(s, 0, s.length);
+}
+
+/** `trimLws(s.slice(start, end))`, cutting the string once. */
+export function sliceLws(s: string, start: number, end: number): string {
+  let a = start;
+  let b = end;
   while (a < b && isLws(s.charCodeAt(a))) a++;
   while (b > a && isLws(s.charCodeAt(b - 1))) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);

@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
 import { canonicalName } from './header-names.js';
-import { SCHEME_PREFIX_RE, hasLws, isTokenChar, isWsp, trimLws } from './lex.js';
+import { SCHEME_PREFIX_RE, hasLws, isTokenChar, isWsp, sliceLws, trimLws } from './lex.js';
 import { type Params, formatParams, parseParamsStrict, quotedEnd } from './params.js';
 
 /**
@@ -43,7 +43,7 @@ export function parseNameAddr(input: string): NameAddr {
     lt = s.indexOf('<');
     if (lt >= 0) {
       // display-name = *(token LWS): only token characters and whitespace (RFC 4475 §3.1.2.15).
-      const dn = trimLws(s.slice(0, lt));
+      const dn = sliceLws(s, 0, lt);
       for (let k = 0; k < dn.length; k++) {
         const c = dn.charCodeAt(k);
         if (!isTokenChar(c) && !isWsp(c)) throw bad('display name has non-token characters (quote it)', s);
@@ -65,7 +65,7 @@ export function parseNameAddr(input: string): NameAddr {
   // addr-spec: URI params cannot be told from header params, so (RFC 3261 §20) everything
   // after the first ';' is a header parameter, and a URI with ',' '?' or ';' MUST be in <>.
   const semi = s.indexOf(';');
-  const uri = trimLws(semi < 0 ? s : s.slice(0, semi));
+  const uri = sliceLws(s, 0, semi < 0 ? s.length : semi);
   if (!uri) throw bad('empty address', s);
   if (hasLws(uri) || /[?,<>"]/.test(uri)) throw bad('addr-spec with whitespace or ?,<>" must be enclosed in <>', s);
   if (!SCHEME_PREFIX_RE.test(uri)) throw bad('address without a URI scheme', s);
@@ -112,12 +112,12 @@ export function splitList(value: string): string[] {
     else if (c === 60) depth++;
     else if (c === 62) depth = Math.max(0, depth - 1);
     else if (c === 44 && depth === 0) {
-      const part = trimLws(value.slice(start, i));
+      const part = sliceLws(value, start, i);
       if (part) out.push(part);
       start = i + 1;
     }
   }
-  const last = trimLws(value.slice(start));
+  const last = sliceLws(value, start, value.length);
   if (last) out.push(last);
   return out;
 }
@@ -151,7 +151,7 @@ export function splitListStrict(value: string, header: string): string[] {
     else if (c === 62) depth = Math.max(0, depth - 1);
     else if (c === 44 && (depth === 0 || i === n)) {
       if (i === n && (quoted || depth > 0)) throw bad(`unbalanced quote or <> in ${canonicalName(header)}`, value);
-      const part = trimLws(value.slice(start, i));
+      const part = sliceLws(value, start, i);
       if (!part) throw bad(`empty element in ${canonicalName(header)}`, value);
       out.push(part);
       start = i + 1;

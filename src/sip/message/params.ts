@@ -1,5 +1,5 @@
 import { SipError } from './errors.js';
-import { isTokenChar, isWsp, trimLws } from './lex.js';
+import { isTokenChar, isWsp, sliceLws } from './lex.js';
 
 /**
  * Generic parameters (RFC 3261 §25.1 `generic-param`): `;name[=value]`. Names compare
@@ -23,7 +23,7 @@ export function parseParams(s: string, sep = ';', strict = false): Params {
     if (i >= n) break;
     let j = i;
     while (j < n && s[j] !== '=' && s[j] !== sep) j++;
-    const name = trimLws(s.slice(i, j)).toLowerCase();
+    const name = sliceLws(s, i, j).toLowerCase();
     if (j < n && s[j] === '=') {
       j++;
       while (j < n && (s[j] === ' ' || s[j] === '\t')) j++;
@@ -37,7 +37,7 @@ export function parseParams(s: string, sep = ';', strict = false): Params {
       } else {
         const k = j;
         while (j < n && s[j] !== sep) j++;
-        v = trimLws(s.slice(k, j));
+        v = sliceLws(s, k, j);
       }
       if (name) out.set(name, v);
     } else if (name) {

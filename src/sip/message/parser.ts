@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
 import { commonHeaderName, tokenHeaderKey } from './header-names.js';
-import { isLws, isWsp, trimLws } from './lex.js';
+import { isWsp, sliceLws } from './lex.js';
 import { EMPTY, type HeaderField, SipMessage, SipRequest, SipResponse } from './message.js';
 
 export interface ParseOptions {
@@ -106,7 +106,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       // §7.3.1: a line starting with SP/HTAB continues the previous header value; the CRLF and
       // the leading white space are equivalent to a single SP.
       if (!cur) throw new SipError('SIP_ERR_PARSE', 'continuation line before the first header');
-      const more = trimLws(head.slice(pos, lineEnd));
+      const more = sliceLws(head, pos, lineEnd);
       if (more) cur.value = cur.value ? `${cur.value} ${more}` : more;
     } else {
       const colon = head.indexOf(':', pos);
@@ -118,12 +118,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
       const name = common ? common[0] : head.slice(pos, ne);
       const key = common ? common[1] : tokenHeaderKey(name);
       if (key === undefined) throw new SipError('SIP_ERR_PARSE', `invalid header name: ${name.slice(0, 60)}`);
-      // The value without its surrounding LWS, cut from the head text once.
-      let vs = colon + 1;
-      let ve = lineEnd;
-      while (vs < ve && isLws(head.charCodeAt(vs))) vs++;
-      while (ve > vs && isLws(head.charCodeAt(ve - 1))) ve--;
-      cur = { name, key, value: head.slice(vs, ve) };
+      cur = { name, key, value: sliceLws(head, colon + 1, lineEnd) };
       headers.push(cur);
       if (key === 'content-length') {
         clField ??= cur;
