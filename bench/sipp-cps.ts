@@ -122,12 +122,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function runStep(sut: Sut, rate: number, seconds: number, kind: StepResult['kind'], attempt: number): Promise<StepResult> {
   const calls = rate * seconds;
   const dir = path.join(RUN_DIR, `${sut.shape}-${rate}-${kind}-${attempt}`);
+  // The step's calls at `rate` for `s` seconds (the warm-up, then the measured run).
+  const uac = (s: number, where: string) => runUac({
+    scenario: path.join(SCEN, 'uac.xml'), localIp: IP.uac, localPort: 5060, remote: sut.remote,
+    rate, calls: rate * s, holdMs: HOLD_MS, dir: where, timeoutMs: (s + HOLD_MS / 1000 + 40) * 1000,
+  });
   const warmWhy: string[] = [];
   if (WARM_S > 0) {
-    const w = await runUac({
-      scenario: path.join(SCEN, 'uac.xml'), localIp: IP.uac, localPort: 5060, remote: sut.remote,
-      rate, calls: rate * WARM_S, holdMs: HOLD_MS, dir: path.join(dir, 'warm-up'), timeoutMs: (WARM_S + HOLD_MS / 1000 + 40) * 1000,
-    });
+    const w = await uac(WARM_S, path.join(dir, 'warm-up'));
     if (w.exitCode !== 0 || (w.stats?.failed ?? 1) > 0) warmWhy.push(`warm-up: sipp exit ${w.exitCode}, ${w.stats?.failed ?? '?'} failed`);
   }
   const pids = sut.procs;
@@ -136,10 +138,7 @@ async function runStep(sut: Sut, rate: number, seconds: number, kind: StepResult
   const sock0 = sut.serverSocket ? readUdpSocket(sut.serverSocket) : undefined;
   const snmp0 = readUdpSnmp();
   const sys0 = readSystemCpu();
-  const r = await runUac({
-    scenario: path.join(SCEN, 'uac.xml'), localIp: IP.uac, localPort: 5060, remote: sut.remote,
-    rate, calls, holdMs: HOLD_MS, dir, timeoutMs: (seconds + HOLD_MS / 1000 + 40) * 1000,
-  });
+  const r = await uac(seconds, dir);
   await sleep(1000); // let the last BYE/200 and ACK handling finish in the SUT
   const sys1 = readSystemCpu();
   const snmp1 = readUdpSnmp();
