@@ -110,13 +110,11 @@ function onAppResponse(msgId, txnId, sip) {
   const from = header(req, 'From');
   let to = header(req, 'To');
   const isInvite = header(req, 'CSeq').endsWith('INVITE');
-  let dialogId = '';
+  // §11: Call-ID plus the caller's From tag (the BYE comes from the caller, so it is the same).
+  const dialogId = `${callId};from-tag=${from.slice(from.indexOf('tag=') + 4)}`;
   if (isInvite) {
     to += `;tag=${randomUUID().slice(0, 8)}`;
-    dialogId = `${callId};from-tag=${from.slice(from.indexOf('tag=') + 4)}`;
     dialogs.set(callId, dialogId);
-  } else {
-    dialogId = dialogs.get(callId) ?? `${callId};from-tag=${from.slice(from.indexOf('tag=') + 4)}`;
   }
   let extra = '';
   const ct = header(sip, 'Content-Type');
