@@ -291,11 +291,13 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
   const ok = { ...extra, ...refresh?.headers };
   try {
     const body: string = req.body ?? '';
-    if (body.trim() && from === 'carrier' && s.sdpTo.carrier && sameSdp(body, s.sdpFrom.carrier)) {
-      // RFC 3264 §8: the carrier's session unchanged (a session refresh re-INVITE, RFC 4028
-      // §10): answered here with the SDP we last sent it, unchanged too; Teams never sees it.
-      res.send(200, { body: s.sdpTo.carrier, headers: { ...ok, 'Content-Type': 'application/sdp' } });
-      s.log.debug({ method }, 'unchanged offer from the carrier answered locally');
+    const lastTo = s.sdpTo[from];
+    if (body.trim() && lastTo && sameSdp(body, s.sdpFrom[from])) {
+      // RFC 3264 §8: the sender's session unchanged, same o= version (a session refresh
+      // re-INVITE, RFC 4028 §10): answered here with the SDP we last sent it, unchanged too.
+      // Each leg runs its own session timer, so the other leg never sees it.
+      res.send(200, { body: lastTo, headers: { ...ok, 'Content-Type': 'application/sdp' } });
+      s.log.debug({ method, from }, 'unchanged offer answered locally');
       return;
     }
     if (body.trim()) {

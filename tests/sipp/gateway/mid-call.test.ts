@@ -116,6 +116,27 @@ describe('session timers (RFC 4028, §4.16)', () => {
     expectSippOk(await target.done);
   });
 
+  it('a Teams refresh re-INVITE with its SDP unchanged (same o= version) is answered by the gateway with the SDP Teams already has; the carrier never sees it', async () => {
+    h.gw.ctx.features = { sessionTimer: { sessionExpires: 1800, minSeconds: 2, refresherForTeamsCalls: 'uac' } };
+    // target-answer.xml expects the BYE next: a relayed re-INVITE would fail the carrier side.
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: TARGET_IPS[0] });
+    const call = h.ft.originate({ to: '+442079460141', tenant: ACME, sessionExpires: 3 });
+    const answer = await call.waitForFinal();
+    expect(answer.status).toBe(200);
+    await sleep(1200);
+    const offer = call.invite.body.toString('utf8');
+    const refresh = await call.reinvite({ sdp: offer, headers: { Supported: 'timer', 'Session-Expires': '3;refresher=uac' } });
+    expect(refresh.status).toBe(200);
+    expect(refresh.get('session-expires')).toBe('3;refresher=uac');
+    expect(refresh.getAll('contact')[0]).toContain('acme.customers.example.net');
+    // RFC 3264 §8: an unchanged offer gets the previous answer, o= version included.
+    expect(refresh.body.toString('utf8')).toBe(answer.body.toString('utf8'));
+    await sleep(1500); // beyond the first expiry (2 s after the answer): the refresh restarted the timer
+    expect(call.ended).toBe(false);
+    expect((await call.bye()).status).toBe(200);
+    expectSippOk(await target.done);
+  });
+
   it('the gateway is the refresher (refresher=uas toward Teams): it re-INVITEs Teams at half the interval', async () => {
     h.gw.ctx.features = { sessionTimer: { sessionExpires: 1800, minSeconds: 2, refresherForTeamsCalls: 'uas' } };
     const target = await startTarget({ scenario: 'target-answer.xml', ip: TARGET_IPS[0] });
