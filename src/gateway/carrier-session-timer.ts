@@ -46,15 +46,29 @@ export function allowsUpdate(m: SipHeaders): boolean {
   return hasOptionTag(m, 'Allow', 'update');
 }
 
+/** An SDP body's lines, trimmed, without blank ones; `o=` without its <sess-version> when `anyVersion`. */
+function sdpLines(x: string, anyVersion: boolean): string {
+  return x
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => (anyVersion && l.startsWith('o=') ? l.replace(/^(o=\S+ \S+ )\S+/, '$1*') : l))
+    .join('\n');
+}
+
 /** Two SDP bodies that are the same session description (line endings and blank lines aside). */
 export function sameSdp(a: string | undefined, b: string | undefined): boolean {
-  const norm = (x: string) =>
-    x
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .join('\n');
-  return !!a && !!b && norm(a) === norm(b);
+  return !!a && !!b && sdpLines(a, false) === sdpLines(b, false);
+}
+
+/**
+ * Two SDP bodies that describe the same session, whatever their `o=` <sess-version>. RFC 3264
+ * §8: a new version announces a change, but an offer whose every other line is the same changes
+ * nothing (a session refresh that bumps the version anyway); it can be answered with the
+ * previous answer as it was.
+ */
+export function sameSession(a: string | undefined, b: string | undefined): boolean {
+  return !!a && !!b && sdpLines(a, true) === sdpLines(b, true);
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { CallSession, SrfDialog } from './call-session.js';
 import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
-import { armCarrierSessionTimer, carrierRefreshReceived, carrierRequestAnswered, carrierRequestHeaders, sameSdp } from './carrier-session-timer.js';
+import { armCarrierSessionTimer, carrierRefreshReceived, carrierRequestAnswered, carrierRequestHeaders, sameSession } from './carrier-session-timer.js';
 import { featuresOf, parseSessionExpires } from './features.js';
 import type { MediaSide } from './media-port.js';
 import { isHoldOffer, legMustBeReoffered, pinOf, towardTeams } from './sdp-rules.js';
@@ -292,10 +292,11 @@ async function relayReinvite(ctx: GatewayContext, s: CallSession, from: MediaSid
   try {
     const body: string = req.body ?? '';
     const lastTo = s.sdpTo[from];
-    if (body.trim() && lastTo && sameSdp(body, s.sdpFrom[from])) {
-      // RFC 3264 §8: the sender's session unchanged, same o= version (a session refresh
-      // re-INVITE, RFC 4028 §10): answered here with the SDP we last sent it, unchanged too.
-      // Each leg runs its own session timer, so the other leg never sees it.
+    if (body.trim() && lastTo && sameSession(body, s.sdpFrom[from])) {
+      // RFC 3264 §8: the sender's session unchanged (a session refresh re-INVITE, RFC 4028
+      // §10; its o= version may be the same or bumped): answered here with the SDP we last
+      // sent it, unchanged too. Each leg runs its own session timer, so the other leg never
+      // sees it.
       res.send(200, { body: lastTo, headers: { ...ok, 'Content-Type': 'application/sdp' } });
       s.log.debug({ method, from }, 'unchanged offer answered locally');
       return;

@@ -116,7 +116,7 @@ describe('session timers (RFC 4028, §4.16)', () => {
     expectSippOk(await target.done);
   });
 
-  it('a Teams refresh re-INVITE with its SDP unchanged (same o= version) is answered by the gateway with the SDP Teams already has; the carrier never sees it', async () => {
+  it('a Teams refresh re-INVITE with its SDP unchanged (same o= version, then only the version bumped) is answered by the gateway with the SDP Teams already has; the carrier never sees it', async () => {
     h.gw.ctx.features = { sessionTimer: { sessionExpires: 1800, minSeconds: 2, refresherForTeamsCalls: 'uac' } };
     // target-answer.xml expects the BYE next: a relayed re-INVITE would fail the carrier side.
     const target = await startTarget({ scenario: 'target-answer.xml', ip: TARGET_IPS[0] });
@@ -131,7 +131,13 @@ describe('session timers (RFC 4028, §4.16)', () => {
     expect(refresh.getAll('contact')[0]).toContain('acme.customers.example.net');
     // RFC 3264 §8: an unchanged offer gets the previous answer, o= version included.
     expect(refresh.body.toString('utf8')).toBe(answer.body.toString('utf8'));
-    await sleep(1500); // beyond the first expiry (2 s after the answer): the refresh restarted the timer
+    // The same session with its version bumped (and nothing else) changes nothing either.
+    const bumped = offer.replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string, v: string) => `${head}${Number(v) + 1}`);
+    expect(bumped).not.toBe(offer);
+    const refresh2 = await call.reinvite({ sdp: bumped, headers: { Supported: 'timer', 'Session-Expires': '3;refresher=uac' } });
+    expect(refresh2.status).toBe(200);
+    expect(refresh2.body.toString('utf8')).toBe(answer.body.toString('utf8'));
+    await sleep(1500); // beyond the first expiry (2 s after the answer): the refreshes restarted the timer
     expect(call.ended).toBe(false);
     expect((await call.bye()).status).toBe(200);
     expectSippOk(await target.done);

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac, negotiateCarrierUas, sameSdp } from '../../../src/gateway/carrier-session-timer.js';
+import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac, negotiateCarrierUas, sameSdp, sameSession } from '../../../src/gateway/carrier-session-timer.js';
 import { SessionTimer, expiryDelayMs, refreshDelayMs } from '../../../src/gateway/session-timer.js';
 import { FakeClock } from '../../../src/util/clock.js';
 
@@ -151,5 +151,20 @@ describe('sameSdp', () => {
     expect(sameSdp('v=0\r\no=a 1 1 IN IP4 x\r\n', 'v=0\no=a 1 1 IN IP4 x\n\n')).toBe(true);
     expect(sameSdp('v=0\r\no=a 1 1 IN IP4 x\r\n', 'v=0\r\no=a 1 2 IN IP4 x\r\n')).toBe(false);
     expect(sameSdp(undefined, 'v=0')).toBe(false);
+  });
+});
+
+describe('sameSession', () => {
+  const sdp = (version: string, port = 4000, origin = 'o=- 77 VER IN IP4 192.0.2.1') =>
+    ['v=0', origin.replace('VER', version), 's=-', 'c=IN IP4 192.0.2.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=sendrecv', ''].join('\r\n');
+  it('ignores the o= <sess-version> (and line endings), nothing else', () => {
+    expect(sameSession(sdp('1'), sdp('1'))).toBe(true);
+    expect(sameSession(sdp('1'), sdp('2').replace(/\r\n/g, '\n'))).toBe(true);
+    expect(sameSdp(sdp('1'), sdp('2'))).toBe(false);
+    expect(sameSession(sdp('1'), sdp('2', 4002))).toBe(false); // media moved
+    expect(sameSession(sdp('1'), sdp('1', 4000, 'o=- 78 VER IN IP4 192.0.2.1'))).toBe(false); // another session id
+    expect(sameSession(sdp('1'), sdp('1', 4000, 'o=- 77 VER IN IP4 192.0.2.9'))).toBe(false); // another origin address
+    expect(sameSession(sdp('1'), sdp('1').replace('a=sendrecv', 'a=inactive'))).toBe(false); // hold
+    expect(sameSession(undefined, sdp('1'))).toBe(false);
   });
 });
