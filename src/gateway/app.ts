@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { CidrTable, parseCidr } from '../tenants/ip.js';
 import type { GatewayContext } from './context.js';
 import { reason } from './context.js';
+import { prackAnsweredHere } from './carrier-leg.js';
 import { handleCarrierInvite } from './inbound.js';
 import { handleTeamsInvite } from './outbound.js';
 
@@ -9,6 +10,7 @@ import { handleTeamsInvite } from './outbound.js';
 export interface SrfLike {
   options(handler: (req: any, res: any) => void): void;
   invite(handler: (req: any, res: any) => void): void;
+  prack(handler: (req: any, res: any) => void): void;
   on(event: string, fn: (...args: any[]) => void): void;
 }
 
@@ -41,6 +43,11 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
     res.send(200, { headers });
   });
   if (!('log' in ctx)) return;
+  // PRACKs reach this route after Response#send's PRACK callback (carrier-leg.ts). One with an
+  // offer is answered by its call (RFC 3262 §5); every other gets drachtio-srf's usual 200.
+  srf.prack((req, res) => {
+    if (!prackAnsweredHere(req)) res.send(200);
+  });
   const fromTeams = cidrMatcher(ctx.config.teams.sourceCidrs);
   srf.invite((req, res) => {
     const src: string = req.source_address;

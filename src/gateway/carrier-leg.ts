@@ -59,6 +59,24 @@ export interface ReliableResponseOptions {
   /** A reliable provisional was never PRACKed: the INVITE got a 500; end the call. */
   onPrackTimeout(): void;
   prackTimeoutMs?: number;
+  /**
+   * RFC 3262 §5: a PRACK carrying an offer, to be answered in the 2xx to the PRACK through
+   * `res` (its drachtio-srf Response). Whatever is sent next on the INVITE (the next reliable
+   * 18x, the 2xx) waits until this settles. Without it, such a PRACK gets a plain 200.
+   */
+  onPrackOffer?(prack: any, res: any): Promise<unknown>;
+}
+
+/** PRACKs whose 2xx call control sends itself (an offer in the PRACK); see {@link prackAnsweredHere}. */
+const offerPracks = new WeakSet<object>();
+
+/**
+ * True for a PRACK that call control answers itself (it carried an offer). The app's PRACK
+ * route sends drachtio-srf's usual 200 to every other one; drachtio-srf hands the PRACK to
+ * Response#send's PRACK callback before it reaches the routes, so the mark is set by then.
+ */
+export function prackAnsweredHere(prack: object): boolean {
+  return offerPracks.has(prack);
 }
 
 type SendArgs = { reason: string | undefined; opts: Record<string, any>; cb: ((err: unknown, msg?: unknown) => void) | undefined; fnPrack: ((prack: unknown) => void) | undefined };
@@ -121,11 +139,21 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
           timers.delete(t);
           resolve(); // not sent (transaction gone): nothing to wait for
         },
-        (prack: unknown) => {
+        (prack: any) => {
           clearTimeout(t);
           timers.delete(t);
           o.log.debug({ status }, 'PRACK received');
           a.fnPrack?.(prack);
+          // RFC 3262 §5: an offer in the PRACK is answered in its 2xx, before anything else
+          // goes out on the INVITE.
+          if (o.onPrackOffer && prack?.res && String(prack.body ?? '').trim()) {
+            offerPracks.add(prack);
+            o.onPrackOffer(prack, prack.res).then(
+              () => resolve(),
+              () => resolve(),
+            );
+            return;
+          }
           resolve();
         },
       );
@@ -190,19 +218,21 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
 
 /**
  * RFC 3311 §5.2: an UPDATE from the carrier inside its early dialog (the INVITE not answered
- * yet, either direction). It never reaches Teams (§4.17), and Teams' INVITE transaction cannot
- * take a new offer, so an offer is answered here from rtpengine (answerLocally): media goes to
- * the carrier's new address, Teams keeps the SDP it has. Without an offer: 200. Resolves true
- * when an offer was answered.
+ * yet, either direction), and RFC 3262 §5: a PRACK with an offer. Neither reaches Teams
+ * (§4.17), and Teams' INVITE transaction cannot take a new offer, so an offer is answered here
+ * from rtpengine (answerLocally): media goes to the carrier's new address, Teams keeps the SDP
+ * it has. Without an offer: 200. Resolves true when an offer was answered.
  */
-export async function earlyCarrierUpdate(s: CallSession, req: any, res: any): Promise<boolean> {
+export async function earlyCarrierOffer(s: CallSession, req: any, res: any): Promise<boolean> {
+  const method = String(req.method ?? 'UPDATE');
   const body = String(req.body ?? '');
   if (s.closed) return reply(res, 481);
   if (!body.trim()) return reply(res, 200);
-  // RFC 3311 §5.2: "if an UPDATE is received that contains an offer, and the UAS has received
-  // an offer (in an UPDATE, PRACK or INVITE) to which it has not yet generated an answer, the
-  // UAS MUST reject the UPDATE with a 500 response, and MUST include a Retry-After header
-  // field with a randomly chosen value between 0 and 10 seconds" — no SDP from Teams yet.
+  // RFC 3311 §5.2 (applied to a PRACK too): "if an UPDATE is received that contains an offer,
+  // and the UAS has received an offer (in an UPDATE, PRACK or INVITE) to which it has not yet
+  // generated an answer, the UAS MUST reject the UPDATE with a 500 response, and MUST include
+  // a Retry-After header field with a randomly chosen value between 0 and 10 seconds" — no SDP
+  // from Teams yet.
   if (!s.media || !s.sdpFrom.teams) return reply(res, 500, { 'Retry-After': String(randomInt(0, 11)) });
   // RFC 3311 §5.2: an offer while one of ours is unanswered gets 491.
   if (s.busy) return reply(res, 491);
@@ -213,10 +243,10 @@ export async function earlyCarrierUpdate(s: CallSession, req: any, res: any): Pr
     // handled accordingly (outbound.ts).
     const answer = await answerLocally(s, 'carrier', body);
     res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });
-    s.log.info('UPDATE in the early dialog answered');
+    s.log.info(`${method} in the early dialog answered`);
     return true;
   } catch (err) {
-    s.log.warn({ err: (err as Error).message }, 'UPDATE in the early dialog failed');
+    s.log.warn({ err: (err as Error).message }, `${method} in the early dialog failed`);
     return reply(res, 500);
   } finally {
     s.busy = false;

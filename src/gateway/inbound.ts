@@ -1,7 +1,7 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
-import { completeLateOffer, earlyCarrierUpdate, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
+import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { negotiateCarrierUas } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
@@ -44,6 +44,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     lateOffer,
     log,
     onPrackTimeout: () => pending.abort('gateway', 500),
+    // (a reliable 18x, hence its PRACK, only exists once the call has its session)
+    onPrackOffer: async (prack, r) => (pending.session ? earlyCarrierOffer(pending.session, prack, r) : r.send(500)),
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
     log.info({ status, reason: why }, 'call rejected');
@@ -94,7 +96,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   ctx.calls.add(s);
   if (pending.canceled) return void (await s.close('caller', 487));
   // RFC 3311: the carrier may UPDATE its early dialog (after a reliable 18x).
-  req.on('update', (u: any, r: any) => void earlyCarrierUpdate(s, u, r));
+  req.on('update', (u: any, r: any) => void earlyCarrierOffer(s, u, r));
 
   try {
     if (lateOffer && !ctx.media) {
@@ -169,7 +171,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         timeoutMs: ctx.config.teams.inviteTimeoutMs,
         cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
         onProvisional: (p: any) => {
-          // Teams' early SDP answers a carrier UPDATE in the early dialog (earlyCarrierUpdate).
+          // Teams' early SDP answers a carrier UPDATE in the early dialog (earlyCarrierOffer).
           if (p.status === 183 && p.body && !lateOffer) noteReceived(s, 'teams', p.body);
           void relayProvisional(p);
         },

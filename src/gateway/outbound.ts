@@ -3,7 +3,7 @@ import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.js';
-import { earlyCarrierUpdate } from './carrier-leg.js';
+import { earlyCarrierOffer } from './carrier-leg.js';
 import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
 import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
@@ -177,7 +177,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           timeoutMs: ctx.config.teams.inviteTimeoutMs,
           cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
           onProvisional: (p: any) => void relay(p),
-          onUpdate: (u: any, r: any) => void earlyCarrierUpdate(s, u, r).then((ok) => (updatedEarly ||= ok)),
+          onUpdate: (u: any, r: any) => void earlyCarrierOffer(s, u, r).then((ok) => (updatedEarly ||= ok)),
         });
         pending.current = attempt;
         r = await attempt.result;

@@ -200,6 +200,47 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expect(h.ft.violations).toEqual([]);
   });
 
+  it('carrier PRACK with a new offer (RFC 3262 §5): the 200 to the PRACK answers it from rtpengine, before the 200 to the INVITE; early media moves to the new port; Teams keeps its SDP', async () => {
+    const carrierIp = CARRIER_IPS[7];
+    const sockA = await socket(carrierIp);
+    const sockB = await socket(carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const answered = logged(h, 'PRACK in the early dialog answered').length;
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-prack-offer.xml',
+      from: carrierIp,
+      to: '+14255550183',
+      rtp: { ip: carrierIp, port: sockA.port },
+      keys: { rtp_port2: sockB.port },
+      pauseMs: 1000,
+      timeoutMs: 20_000,
+    });
+    const call = await h.nextCall(mark);
+    const first = audioOf(call.offer!)!;
+    await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await waitFor(() => logged(h, 'PRACK in the early dialog answered').length > answered, { what: 'offer in the PRACK answered' });
+    // Early media now goes to the PRACK offer's port (B), not the INVITE's (A).
+    await teamsToCarrier(call, teamsSock, sockB, 0x0e0b0001);
+    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await call.waitForAck();
+
+    const r = await sipp.done;
+    expectSippOk(r); // SIPp checked Require/RSeq on the 183 and an SDP answer in the 200 to the PRACK
+    const r183 = received(r, /^SIP\/2\.0 183/)[0]!;
+    const prackOk = received(r, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*2 PRACK/i.test(t))!;
+    // The answer names rtpengine's carrier-side address and port, as the 183 did.
+    expect(endpointOf(bodyOf(prackOk))).toEqual(endpointOf(bodyOf(r183)));
+    // RFC 3262 §5 / §3: the 2xx to the INVITE came after the PRACK's answer.
+    const lines = received(r, /^SIP\/2\.0 200/).map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1]);
+    expect(lines.indexOf('2 PRACK')).toBeLessThan(lines.indexOf('1 INVITE'));
+    expect(sockA.received.filter((d) => isRtpDatagram(d) && d.data.readUInt32BE(8) === 0x0e0b0001)).toHaveLength(0);
+    // Teams' side never changed: no re-INVITE or UPDATE, and the media address is the offer's.
+    expect(call.requests.items.filter((q) => q.method !== 'BYE').map((q) => q.method)).toEqual([]);
+    expect([call.media().gateway!.address, call.media().gateway!.port]).toEqual([first.address, first.port]);
+    expect(h.ft.violations).toEqual([]);
+  });
+
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
     const targetIp = TARGET_IPS[0];
     const sockA = await socket(targetIp);
