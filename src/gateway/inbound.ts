@@ -171,7 +171,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         timeoutMs: ctx.config.teams.inviteTimeoutMs,
         cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
         onProvisional: (p: any) => {
-          // Teams' early SDP answers a carrier UPDATE in the early dialog (earlyCarrierOffer).
+          // Teams' early SDP answers a carrier offer in the early dialog, in an UPDATE or a PRACK
+          // (earlyCarrierOffer).
           if (p.status === 183 && p.body && !lateOffer) noteReceived(s, 'teams', p.body);
           void relayProvisional(p);
         },
