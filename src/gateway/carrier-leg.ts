@@ -53,7 +53,7 @@ export function rel100Of(req: any, policy: ReliableProvisionalsMode): Rel100 {
 
 export interface ReliableResponseOptions {
   mode: Rel100;
-  /** The INVITE had no offer (late offer): its offer can only go in our 2xx. */
+  /** The INVITE had no offer (late offer): our offer goes in the first reliable 18x or the 2xx. */
   lateOffer: boolean;
   log: Logger;
   /** A reliable provisional was never PRACKed: the INVITE got a 500; end the call. */
@@ -65,6 +65,12 @@ export interface ReliableResponseOptions {
    * 18x, the 2xx) waits until this settles. Without it, such a PRACK gets a plain 200.
    */
   onPrackOffer?(prack: any, res: any): Promise<unknown>;
+  /**
+   * Late offer: the PRACK of the reliable 18x that carried our offer, with the carrier's answer
+   * in it (RFC 3262 §5: "the UAC MUST generate an answer in the PRACK"). It gets the usual 200;
+   * whatever is sent next on the INVITE waits until this settles.
+   */
+  onPrackAnswer?(prack: any): Promise<unknown>;
 }
 
 /** PRACKs whose 2xx call control sends itself (an offer in the PRACK); see {@link prackAnsweredHere}. */
@@ -102,9 +108,11 @@ function sendArgs(a: unknown, b: unknown, c: unknown, d: unknown): SendArgs {
  *   acknowledged"); other final responses go at once;
  * - "If a reliable provisional response is retransmitted for 64*T1 seconds without reception
  *   of a corresponding PRACK, the UAS SHOULD reject the original request with a 5xx response."
- * Late offer: RFC 3261 §13.2.1 puts our offer in "the first reliable non-failure message", so
- * a reliable 18x would have to carry it; our offer exists only with Teams' answer, so when the
- * carrier requires 100rel, no 18x is sent at all (100 Trying only), and otherwise unreliably.
+ * Late offer: RFC 3261 §13.2.1 puts our offer in "the first reliable non-failure message", and
+ * RFC 3262 §5: "If the INVITE contained no offer, the UAS MUST include an offer in the first
+ * reliable provisional response" — so the first reliable 18x must carry an SDP body (our offer,
+ * which exists once Teams sent early SDP), its PRACK carries the carrier's answer
+ * (`onPrackAnswer`), and reliable 18x without SDP are held back until then (not sent).
  */
 export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseOptions): any {
   if (o.mode === 'off') return res;
@@ -112,6 +120,8 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
   let chain: Promise<void> = Promise.resolve();
   let finalWanted = false;
   let failed: Error | undefined;
+  /** Late offer: our offer went in a reliable 18x (from then on reliable 18x need no SDP). */
+  let offerSent = false;
   const timers = new Set<NodeJS.Timeout>();
   const stopTimers = () => {
     for (const t of timers) clearTimeout(t);
@@ -119,7 +129,7 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
   };
   req.on?.('cancel', stopTimers);
 
-  const sendReliable = (status: number, a: SendArgs) =>
+  const sendReliable = (status: number, a: SendArgs, carriesOffer: boolean) =>
     new Promise<void>((resolve, reject) => {
       if (finalWanted || res.finalResponseSent) return resolve();
       const t = setTimeout(() => {
@@ -144,6 +154,14 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
           timers.delete(t);
           o.log.debug({ status }, 'PRACK received');
           a.fnPrack?.(prack);
+          // RFC 3262 §5: the PRACK of our offer carries the answer.
+          if (carriesOffer && o.onPrackAnswer) {
+            o.onPrackAnswer(prack).then(
+              () => resolve(),
+              () => resolve(),
+            );
+            return;
+          }
           // RFC 3262 §5: an offer in the PRACK is answered in its 2xx, before anything else
           // goes out on the INVITE.
           if (o.onPrackOffer && prack?.res && String(prack.body ?? '').trim()) {
@@ -188,12 +206,16 @@ export function reliableCarrierResponse(req: any, res: any, o: ReliableResponseO
       if (status === 100) return plain();
       if (finalWanted) return;
       const reliable = o.mode === 'required' || (status === 183 && !!args.opts.body);
-      if (reliable && o.lateOffer) {
-        o.log.debug({ status }, 'late offer: provisional not sent (a reliable one would have to carry our offer)');
-        return;
+      let carriesOffer = false;
+      if (reliable && o.lateOffer && !offerSent) {
+        if (!args.opts.body) {
+          o.log.debug({ status }, 'late offer: provisional not sent (the first reliable one must carry our offer)');
+          return;
+        }
+        offerSent = carriesOffer = true;
       }
       if (!reliable) return enqueue(() => (finalWanted || res.finalResponseSent ? undefined : plain()));
-      return enqueue(() => sendReliable(status, args));
+      return enqueue(() => sendReliable(status, args, carriesOffer));
     }
     finalWanted = true;
     if (status >= 300) {
@@ -272,19 +294,38 @@ function reply(res: any, status: number, headers?: Record<string, string>): fals
 export async function completeLateOffer(s: CallSession): Promise<void> {
   const a = s.leg('carrier');
   if (!a || !s.media || s.closed) return;
+  // The ACK may already be in (drachtio-srf records its body as the dialog's remote SDP).
+  await applyLateAnswer(s, 'ACK', async () => (a.remote.sdp?.trim() ? a.remote.sdp : await ackAnswer(a)));
+}
+
+/**
+ * Late offer, RFC 3262 §5: our offer went in a reliable 18x, and the carrier's answer comes in
+ * its PRACK, before the call is answered. Applied like the answer from an ACK; true when the
+ * PRACK had one (otherwise the ACK is the carrier's last chance).
+ */
+export async function lateAnswerFromPrack(s: CallSession, prack: any): Promise<boolean> {
+  const body = String(prack?.body ?? '');
+  if (!s.media || s.closed || !body.trim()) {
+    if (!s.closed) s.log.warn('late offer: the PRACK of our offer carried no answer');
+    return false;
+  }
+  await applyLateAnswer(s, 'PRACK', async () => body);
+  return true;
+}
+
+async function applyLateAnswer(s: CallSession, from: 'ACK' | 'PRACK', answerOf: () => Promise<string | undefined>): Promise<void> {
   s.busy = true;
   try {
-    // The ACK may already be in (drachtio-srf records its body as the dialog's remote SDP).
-    const answer = a.remote.sdp?.trim() ? a.remote.sdp : await ackAnswer(a);
+    const answer = await answerOf();
     if (s.closed) return;
     if (!answer) {
-      s.log.warn('late offer: the ACK carried no answer; media toward the carrier waits for its first RTP packet');
+      s.log.warn(`late offer: the ${from} carried no answer; media toward the carrier waits for its first RTP packet`);
       return;
     }
     await answerLocally(s, 'carrier', answer);
-    s.log.info('late offer completed with the answer from the ACK');
+    s.log.info(`late offer completed with the answer from the ${from}`);
   } catch (err) {
-    s.log.warn({ err: (err as Error).message }, 'late offer: the answer from the ACK could not be applied');
+    s.log.warn({ err: (err as Error).message }, `late offer: the answer from the ${from} could not be applied`);
   } finally {
     s.busy = false;
   }

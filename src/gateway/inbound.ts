@@ -1,14 +1,15 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
-import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
+import { completeLateOffer, earlyCarrierOffer, lateAnswerFromPrack, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { negotiateCarrierUas } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
-import { bridgeAnswered, noteReceived } from './mid-call.js';
+import { bridgeAnswered, noteReceived, noteSent } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
 import { lateOfferStandIn } from './sdp-rules.js';
+import { sameSession } from './carrier-session-timer.js';
 import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
@@ -38,14 +39,21 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   const pending = new PendingInvite(req, () => log, 'carrier');
   // §4.6: Teams needs an offer; a carrier INVITE without one is interworked (late offer).
   const lateOffer = !String(req.body ?? '').trim();
+  const rel100 = rel100Of(req, reliableProvisionalsFor(ctx, carrier.name));
+  /** Late offer: our offer in the reliable 183 (RFC 3262 §5), and whether its PRACK answered it. */
+  let offerIn183: string | undefined;
+  let answeredInPrack = false;
   // §4.17: 100rel and PRACK on the carrier leg only (RFC 3262, carrier-leg.ts).
   const res = reliableCarrierResponse(req, carrierRes, {
-    mode: rel100Of(req, reliableProvisionalsFor(ctx, carrier.name)),
+    mode: rel100,
     lateOffer,
     log,
     onPrackTimeout: () => pending.abort('gateway', 500),
     // (a reliable 18x, hence its PRACK, only exists once the call has its session)
     onPrackOffer: async (prack, r) => (pending.session ? earlyCarrierOffer(pending.session, prack, r) : r.send(500)),
+    onPrackAnswer: async (prack) => {
+      if (pending.session) answeredInPrack = await lateAnswerFromPrack(pending.session, prack);
+    },
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
     log.info({ status, reason: why }, 'call rejected');
@@ -140,7 +148,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         offer,
         group,
         pending,
-        earlyMedia: earlyMediaMode(),
+        // (a late offer goes in the 2xx there: no SDP in its 18x)
+        earlyMedia: lateOffer ? 'convert-to-180' : earlyMediaMode(),
         ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
       });
       if (lateOffer) await completeLateOffer(s);
@@ -182,6 +191,13 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       pending.current = undefined;
       if (r.dialog) {
         const b = r.dialog;
+        // Late offer answered in the PRACK: the 2xx repeats our offer unchanged (RFC 3261
+        // §13.2.1: no new offer in a response to the INVITE once the answer came); a Teams 2xx
+        // SDP other than its early one still reaches rtpengine.
+        if (offerIn183 !== undefined && s.media && b.remote.sdp && !sameSession(b.remote.sdp, s.sdpFrom.teams ?? '')) {
+          noteReceived(s, 'teams', b.remote.sdp);
+          await s.media.answer('teams', b.remote.sdp);
+        }
         const up = await bridgeAnswered(ctx, s, {
           req,
           res,
@@ -191,12 +207,13 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           bSide: 'teams',
           gone: () => pending.canceled,
           ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
+          ...(offerIn183 !== undefined ? { aAnswer: offerIn183 } : {}),
           teamsSessionExpires: b.res?.get?.('Session-Expires'),
           teamsIsUac: false,
         });
         if (!up) return;
         log.info({ proxy: proxy.host }, 'call answered');
-        if (lateOffer) await completeLateOffer(s);
+        if (lateOffer && !answeredInPrack) await completeLateOffer(s);
         return;
       }
       if (pending.canceled || s.closed) return;
@@ -220,8 +237,12 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     await failCall(s, res, status, lastReason);
 
     function earlyMediaMode() {
-      // Late offer: Teams' early SDP cannot go to the carrier before our offer (in the 2xx).
-      if (lateOffer) return 'convert-to-180';
+      // Late offer: Teams' early SDP becomes our offer in a reliable 183 (RFC 3262 §5) for a
+      // carrier with 100rel; without 100rel our offer can only go in the 2xx (a 180 until then).
+      // A carrier that requires 100rel gets it even when configured for 180: a reliable 180 would
+      // need the offer too, so it would get no 18x at all.
+      if (lateOffer && rel100 === 'off') return 'convert-to-180';
+      if (lateOffer && rel100 === 'required') return 'pass';
       return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
     }
 
@@ -240,7 +261,14 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           sent183 = true;
           let sdp = p.body as string;
           if (s.media) sdp = await s.media.answer('teams', sdp);
-          if (!pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+          if (pending.canceled || res.finalResponseSent) return;
+          if (lateOffer) {
+            // rtpengine's carrier side, answering the stand-in, is our offer (carrier-leg.ts).
+            noteReceived(s, 'teams', p.body);
+            noteSent(s, 'carrier', sdp);
+            offerIn183 = sdp;
+          }
+          res.send(183, { body: sdp });
           return;
         }
         if (p.status === 183) {

@@ -246,6 +246,65 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expectTeamsUntouched(call, first);
   });
 
+  /**
+   * Late offer with 100rel (RFC 3262 §5): Teams' early SDP becomes our offer in a reliable 183,
+   * the carrier answers in its PRACK, and early media reaches the carrier before the call is
+   * answered; the 200 repeats the offer, the ACK has no SDP.
+   */
+  async function lateOfferWith100rel(o: { extraHeader: string; carrierIp: string; to: string; ssrc: number }): Promise<void> {
+    const carrierSock = await socket(o.carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const fromPrack = logged(h, 'late offer completed with the answer from the PRACK').length;
+    const noAnswer = /^late offer: the (ACK|PRACK).* carried no answer/;
+    const unanswered = logged(h, noAnswer).length;
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-late-offer.xml',
+      from: o.carrierIp,
+      to: o.to,
+      extraHeader: o.extraHeader,
+      rtp: { ip: o.carrierIp, port: carrierSock.port },
+      pauseMs: 3000,
+      timeoutMs: 20_000,
+    });
+    const call = await h.nextCall(mark);
+    const first = audioOf(call.offer!)!;
+    expect(first.proto).toBe('RTP/SAVP'); // §4.6: Teams gets a full SRTP offer
+    await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await waitFor(() => logged(h, 'late offer completed with the answer from the PRACK').length > fromPrack, { what: 'the PRACK answer applied' });
+    // Early media (Teams' ringback or announcement) reaches the carrier before the answer, at
+    // the address of the PRACK's answer (the stand-in offer named the discard port).
+    await teamsToCarrier(call, teamsSock, carrierSock, o.ssrc);
+    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await call.waitForAck();
+    const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
+    await carrierToTeams(call.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, o.ssrc + 1);
+
+    const r = await sipp.done;
+    expectSippOk(r); // SIPp checked the 183: Require: 100rel, RSeq, an RTP/AVP offer with telephone-event
+    const r183 = received(r, /^SIP\/2\.0 183/);
+    expect(r183).toHaveLength(1);
+    const offer = audioOf(parseSdp(bodyOf(r183[0]!)))!;
+    expect([offer.address, offer.proto, offer.crypto]).toEqual([h.rtpengine.ip, 'RTP/AVP', []]);
+    // RFC 3262 §5: nothing reliable before the offer (a reliable 180 would have needed it).
+    for (const p of received(r, /^SIP\/2\.0 18\d/)) if (!/^SIP\/2\.0 183/.test(p)) expect(header(p, 'RSeq')).toBeUndefined();
+    // The 200 to the INVITE came after the 200 to the PRACK and repeats the offer unchanged.
+    const oks = received(r, /^SIP\/2\.0 200/);
+    const lines = oks.map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1]);
+    expect(lines.indexOf('2 PRACK')).toBeLessThan(lines.indexOf('1 INVITE'));
+    expect(bodyOf(oks[lines.indexOf('1 INVITE')]!)).toBe(bodyOf(r183[0]!));
+    expect(logged(h, noAnswer)).toHaveLength(unanswered);
+    expectTeamsUntouched(call, first);
+  }
+
+  it('late offer, carrier requires 100rel: Teams\' early SDP becomes our offer in a reliable 183, answered in the PRACK; early media flows; the 200 repeats the offer', async () => {
+    await lateOfferWith100rel({ extraHeader: 'Require: 100rel', carrierIp: CARRIER_IPS[8], to: '+14255550184', ssrc: 0x1a7e0101 });
+  });
+
+  it('late offer, carrier supports 100rel: the same, with the reliable 183 carrying our offer', async () => {
+    await lateOfferWith100rel({ extraHeader: 'X-Carrier-Test: 1', carrierIp: CARRIER_IPS[9], to: '+14255550185', ssrc: 0x1a7e0201 });
+  });
+
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
     const targetIp = TARGET_IPS[0];
     const sockA = await socket(targetIp);
