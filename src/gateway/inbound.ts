@@ -2,14 +2,13 @@ import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { completeLateOffer, earlyCarrierOffer, lateAnswerFromPrack, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
-import { negotiateCarrierUas } from './carrier-session-timer.js';
+import { negotiateCarrierUas, sameSession } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
 import { bridgeAnswered, noteReceived, noteSent } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
 import { lateOfferStandIn } from './sdp-rules.js';
-import { sameSession } from './carrier-session-timer.js';
 import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
@@ -191,9 +190,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       pending.current = undefined;
       if (r.dialog) {
         const b = r.dialog;
-        // Late offer answered in the PRACK: the 2xx repeats our offer unchanged (RFC 3261
-        // §13.2.1: no new offer in a response to the INVITE once the answer came); a Teams 2xx
-        // SDP other than its early one still reaches rtpengine.
+        // Late offer made in the reliable 183: the 2xx repeats it unchanged (RFC 3261 §13.2.1:
+        // no new offer in a response to the INVITE once one was made); a Teams 2xx SDP other
+        // than its early one still reaches rtpengine.
         if (offerIn183 !== undefined && s.media && b.remote.sdp && !sameSession(b.remote.sdp, s.sdpFrom.teams ?? '')) {
           noteReceived(s, 'teams', b.remote.sdp);
           await s.media.answer('teams', b.remote.sdp);
