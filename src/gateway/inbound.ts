@@ -147,8 +147,6 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         offer,
         group,
         pending,
-        // (a late offer goes in the 2xx there: no SDP in its 18x)
-        earlyMedia: lateOffer ? 'convert-to-180' : earlyMediaMode(),
         ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
       });
       if (lateOffer) await completeLateOffer(s);

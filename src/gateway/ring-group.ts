@@ -8,7 +8,6 @@ import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
 import type { RingGroup } from '../tenants/types.js';
 import { type GatewayContext, sendFailure, teamsNextHop } from './context.js';
-import type { EarlyMediaMode } from './features.js';
 import type { PendingInvite } from './pending-invite.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
@@ -28,7 +27,6 @@ export interface RingGroupCall {
   group: RingGroup;
   /** The carrier's INVITE: whether it was cancelled, and where the attempt in flight goes (cancelled with it). */
   pending: PendingInvite;
-  earlyMedia: EarlyMediaMode;
   /** Headers of the 2xx to the carrier (its session timer, RFC 4028 §9). */
   uasHeaders?: Record<string, string>;
 }
