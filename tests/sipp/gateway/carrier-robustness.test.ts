@@ -251,7 +251,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
    * the carrier answers in its PRACK, and early media reaches the carrier before the call is
    * answered; the 200 repeats the offer, the ACK has no SDP.
    */
-  async function lateOfferWith100rel(o: { extraHeader: string; carrierIp: string; to: string; ssrc: number }): Promise<void> {
+  async function lateOfferWith100rel(o: { requires: boolean; carrierIp: string; to: string; ssrc: number }): Promise<void> {
     const carrierSock = await socket(o.carrierIp);
     const teamsSock = await socket(TEAMS_MEDIA_IP);
     const fromPrack = logged(h, 'late offer completed with the answer from the PRACK').length;
@@ -262,7 +262,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
       scenario: 'carrier-100rel-late-offer.xml',
       from: o.carrierIp,
       to: o.to,
-      extraHeader: o.extraHeader,
+      extraHeader: o.requires ? 'Require: 100rel' : 'X-Carrier-Test: 1',
       rtp: { ip: o.carrierIp, port: carrierSock.port },
       pauseMs: 3000,
       timeoutMs: 20_000,
@@ -270,6 +270,8 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const call = await h.nextCall(mark);
     const first = audioOf(call.offer!)!;
     expect(first.proto).toBe('RTP/SAVP'); // §4.6: Teams gets a full SRTP offer
+    // Teams rings first (180 without SDP): no offer to carry yet.
+    await call.ringing();
     await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
     await waitFor(() => logged(h, 'late offer completed with the answer from the PRACK').length > fromPrack, { what: 'the PRACK answer applied' });
     // Early media (Teams' ringback or announcement) reaches the carrier before the answer, at
@@ -286,8 +288,11 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expect(r183).toHaveLength(1);
     const offer = audioOf(parseSdp(bodyOf(r183[0]!)))!;
     expect([offer.address, offer.proto, offer.crypto]).toEqual([h.rtpengine.ip, 'RTP/AVP', []]);
-    // RFC 3262 §5: nothing reliable before the offer (a reliable 180 would have needed it).
-    for (const p of received(r, /^SIP\/2\.0 18\d/)) if (!/^SIP\/2\.0 183/.test(p)) expect(header(p, 'RSeq')).toBeUndefined();
+    // RFC 3262 §5: nothing reliable before the offer. Teams' 180 reaches a carrier that only
+    // supports 100rel unreliably; one that requires it gets none (it would have to carry the offer).
+    const r180 = received(r, /^SIP\/2\.0 180/);
+    expect(r180).toHaveLength(o.requires ? 0 : 1);
+    for (const p of r180) expect(header(p, 'RSeq')).toBeUndefined();
     // The 200 to the INVITE came after the 200 to the PRACK and repeats the offer unchanged.
     const oks = received(r, /^SIP\/2\.0 200/);
     const lines = oks.map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1]);
@@ -297,12 +302,12 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expectTeamsUntouched(call, first);
   }
 
-  it('late offer, carrier requires 100rel: Teams\' early SDP becomes our offer in a reliable 183, answered in the PRACK; early media flows; the 200 repeats the offer', async () => {
-    await lateOfferWith100rel({ extraHeader: 'Require: 100rel', carrierIp: CARRIER_IPS[8], to: '+14255550184', ssrc: 0x1a7e0101 });
+  it('late offer, carrier requires 100rel: no 18x until Teams\' early SDP, which becomes our offer in a reliable 183, answered in the PRACK; early media flows; the 200 repeats the offer', async () => {
+    await lateOfferWith100rel({ requires: true, carrierIp: CARRIER_IPS[8], to: '+14255550184', ssrc: 0x1a7e0101 });
   });
 
-  it('late offer, carrier supports 100rel: the same, with the reliable 183 carrying our offer', async () => {
-    await lateOfferWith100rel({ extraHeader: 'X-Carrier-Test: 1', carrierIp: CARRIER_IPS[9], to: '+14255550185', ssrc: 0x1a7e0201 });
+  it('late offer, carrier supports 100rel: Teams\' 180 goes unreliably, then the same reliable 183 with our offer', async () => {
+    await lateOfferWith100rel({ requires: false, carrierIp: CARRIER_IPS[9], to: '+14255550185', ssrc: 0x1a7e0201 });
   });
 
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
