@@ -193,7 +193,7 @@ export const configSchema = {
         },
         transferRingback: {
           description:
-            'Ringing tone the gateway plays to the PSTN party (rtpengine play media) while a transfer target rings with 180 and no SDP (teams-direct-routing.md §6.6). Early media of a 183/180 with SDP is passed instead.',
+            'Ringing tone the gateway plays to the PSTN party (rtpengine play media) while a transfer target rings with 180 and no SDP (teams-direct-routing.md §6.6), and to a late-offer carrier that requires 100rel while Teams rings without SDP. Early media of a 183/180 with SDP is passed instead.',
           type: 'object',
           additionalProperties: false,
           default: {},

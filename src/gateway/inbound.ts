@@ -8,7 +8,8 @@ import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './f
 import { bridgeAnswered, noteReceived, noteSent } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
-import { lateOfferStandIn } from './sdp-rules.js';
+import { lateOfferStandIn, teamsAnswerStandIn } from './sdp-rules.js';
+import { TransferRingback } from './transfer-ringback.js';
 import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
@@ -42,6 +43,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   /** Late offer: our offer in the reliable 183 (RFC 3262 §5), and whether its PRACK answered it. */
   let offerIn183: string | undefined;
   let answeredInPrack = false;
+  /** That offer was made from a stand-in for Teams' answer (Teams rang without SDP); the tone meanwhile. */
+  let standInAnswer = false;
+  let ringback: TransferRingback | undefined;
   // §4.17: 100rel and PRACK on the carrier leg only (RFC 3262, carrier-leg.ts).
   const res = reliableCarrierResponse(req, carrierRes, {
     mode: rel100,
@@ -52,6 +56,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     onPrackOffer: async (prack, r) => (pending.session ? earlyCarrierOffer(pending.session, prack, r) : r.send(500)),
     onPrackAnswer: async (prack) => {
       if (pending.session) answeredInPrack = await lateAnswerFromPrack(pending.session, prack);
+      // The carrier's address is known now: it hears a ringing tone until Teams' SDP (a stop()
+      // that came first prevents it).
+      if (answeredInPrack && ringback) void ringback.start();
     },
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
@@ -188,9 +195,10 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       pending.current = undefined;
       if (r.dialog) {
         const b = r.dialog;
+        await ringback?.stop(); // (a late-offer ringback: Teams' answer ends the ringing)
         // Late offer made in the reliable 183: the 2xx repeats it unchanged (RFC 3261 §13.2.1:
         // no new offer in a response to the INVITE once one was made); a Teams 2xx SDP other
-        // than its early one still reaches rtpengine.
+        // than its early one (or the stand-in) still reaches rtpengine.
         if (offerIn183 !== undefined && s.media && b.remote.sdp && !sameSession(b.remote.sdp, s.sdpFrom.teams ?? '')) {
           noteReceived(s, 'teams', b.remote.sdp);
           await s.media.answer('teams', b.remote.sdp);
@@ -243,6 +251,30 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
     }
 
+    /**
+     * Late offer, the carrier requires 100rel, Teams rings without SDP: a reliable 18x would
+     * have to carry our offer (RFC 3262 §5), which rtpengine makes only from Teams' answer. So
+     * rtpengine gets a stand-in for it (sdp-rules teamsAnswerStandIn), its carrier side goes as
+     * our offer in a reliable 183, and once the PRACK brings the carrier's answer, the carrier
+     * hears a ringing tone (the transfer ringback's tone settings) until Teams' own SDP (183 or
+     * 200) replaces the stand-in. The 2xx repeats this offer.
+     */
+    async function offerFromStandIn(): Promise<void> {
+      sent183 = true;
+      const standIn = teamsAnswerStandIn(offer);
+      // Set before the await: Teams' SDP arriving meanwhile replaces the stand-in (its answer
+      // to rtpengine queues behind this one) instead of being dropped.
+      standInAnswer = true;
+      ringback = new TransferRingback(s.media, featuresOf(ctx).transferRingback, log, 'late-offer ringback');
+      noteReceived(s, 'teams', standIn);
+      const sdp = await s.media!.answer('teams', standIn);
+      if (pending.canceled || res.finalResponseSent) return;
+      noteSent(s, 'carrier', sdp);
+      offerIn183 = sdp;
+      log.info('late offer: Teams rings without SDP; our offer goes in a reliable 183 with a ringing tone');
+      res.send(183, { body: sdp });
+    }
+
     async function relayProvisional(p: any): Promise<void> {
       if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;
       provisional = true;
@@ -252,6 +284,14 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           if (earlyMediaMode() === 'convert-to-180') {
             // §4.13: for carriers that stop local ringback on 183, a 180 without SDP.
             if (!sent183) res.send(180);
+            return;
+          }
+          if (standInAnswer && ringback?.stopped === false) {
+            // Our offer went out already (from a stand-in): Teams' early SDP replaces the
+            // stand-in in rtpengine, and its early media replaces the tone.
+            await ringback.stop();
+            noteReceived(s, 'teams', p.body);
+            await s.media?.answer('teams', p.body);
             return;
           }
           if (sent183) return; // at most one 183 with SDP toward the carrier
@@ -268,6 +308,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           res.send(183, { body: sdp });
           return;
         }
+        if (lateOffer && rel100 === 'required' && !sent183 && s.media) return void (await offerFromStandIn());
         if (p.status === 183) {
           if (!sent183) res.send(180);
           return;

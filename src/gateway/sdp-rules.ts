@@ -3,6 +3,7 @@
  * (teams-direct-routing.md §6.10, §6.11, §7.4). Line-based: only the lines named are touched,
  * everything else rtpengine produced is kept as is.
  */
+import { randomBytes } from 'node:crypto';
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
@@ -170,6 +171,39 @@ export function lateOfferStandIn(address: string, codecs: readonly string[] = []
     ...list.map((c) => `a=rtpmap:${STAND_IN_PT[c]} ${c}/8000`),
     'a=rtpmap:101 telephone-event/8000',
     'a=fmtp:101 0-16',
+    'a=sendrecv',
+  ]);
+}
+
+/**
+ * Late offer toward a carrier that requires 100rel, while Teams rings without SDP: a stand-in
+ * for Teams' answer, given to rtpengine so that its carrier side (our offer in the reliable 183,
+ * RFC 3262 §5) exists before Teams' SDP does. It answers `offer` (the SRTP offer Teams got)
+ * with its first codec and telephone-event, a fresh SDES key, on the discard port 9 of the
+ * offer's own address (rtpengine's: nothing leaves the host). sendrecv, so that the offer made
+ * from it is sendrecv too (the 2xx repeats that offer). Teams' real SDP replaces it.
+ */
+export function teamsAnswerStandIn(offer: string): string {
+  const m = /^m=audio \d+ (\S+) ([\d ]+)/m.exec(offer);
+  const c = /^c=IN (IP[46]) (\S+)/m.exec(offer);
+  if (!m || !c) throw new Error('teamsAnswerStandIn: the offer has no audio stream or connection address');
+  const pts = m[2]!.trim().split(/\s+/);
+  const rtpmap = (pt: string) => new RegExp(`^a=rtpmap:${pt} ([^\\r\\n]+)`, 'm').exec(offer)?.[1];
+  const te = pts.find((pt) => /^telephone-event\//i.test(rtpmap(pt) ?? ''));
+  const codec = pts.find((pt) => pt !== te && !/^CN\//i.test(rtpmap(pt) ?? ''));
+  if (!codec) throw new Error('teamsAnswerStandIn: the offer has no audio codec');
+  const listed = te ? [codec, te] : [codec];
+  const suite = /^a=crypto:\d+ (\S+) /m.exec(offer)?.[1];
+  return join([
+    'v=0',
+    `o=- ${Date.now()} 1 IN ${c[1]} ${c[2]}`,
+    's=-',
+    `c=IN ${c[1]} ${c[2]}`,
+    't=0 0',
+    `m=audio 9 ${m[1]} ${listed.join(' ')}`,
+    ...listed.flatMap((pt) => (rtpmap(pt) ? [`a=rtpmap:${pt} ${rtpmap(pt)}`] : [])),
+    ...(te ? [`a=fmtp:${te} 0-16`] : []),
+    ...(suite ? [`a=crypto:1 ${suite} inline:${randomBytes(30).toString('base64')}`] : []),
     'a=sendrecv',
   ]);
 }

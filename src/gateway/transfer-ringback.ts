@@ -48,11 +48,19 @@ export class TransferRingback {
   readonly #media: MediaSession | undefined;
   readonly #settings: TransferRingbackSettings;
   readonly #log: Logger;
+  /** What the log lines call it ('transfer ringback', 'late-offer ringback'). */
+  readonly #label: string;
 
-  constructor(media: MediaSession | undefined, settings: TransferRingbackSettings, log: Logger) {
+  constructor(media: MediaSession | undefined, settings: TransferRingbackSettings, log: Logger, label = 'transfer ringback') {
     this.#media = media;
     this.#settings = settings;
     this.#log = log;
+    this.#label = label;
+  }
+
+  /** stop() was called (the ringing phase is over, whether or not a tone played). */
+  get stopped(): boolean {
+    return this.#state === 'stopped';
   }
 
   get playing(): boolean {
@@ -72,10 +80,10 @@ export class TransferRingback {
     const periodMs = s.file ? 1000 : cadencePeriodMs(plan);
     const repeatTimes = Math.max(1, Math.ceil((s.maxSeconds * 1000) / periodMs));
     this.#started = media.playMedia('carrier', source, { repeatTimes }).then(
-      (r) => this.#log.info({ country: s.file ? undefined : s.country, file: s.file || undefined, repeatTimes, durationMs: r.durationMs }, 'transfer ringback started'),
+      (r) => this.#log.info({ country: s.file ? undefined : s.country, file: s.file || undefined, repeatTimes, durationMs: r.durationMs }, `${this.#label} started`),
       (err: Error & { code?: string }) => {
         if (this.#state === 'playing') this.#state = 'stopped';
-        this.#log.warn({ err: err.message, code: err.code }, 'transfer ringback not played');
+        this.#log.warn({ err: err.message, code: err.code }, `${this.#label} not played`);
       },
     );
     return this.#started;
@@ -90,6 +98,6 @@ export class TransferRingback {
     const stopping = this.#media.stopMedia('carrier');
     await this.#started;
     await stopping;
-    this.#log.info('transfer ringback stopped');
+    this.#log.info(`${this.#label} stopped`);
   }
 }

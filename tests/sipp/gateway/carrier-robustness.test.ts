@@ -247,9 +247,11 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
   });
 
   /**
-   * Late offer with 100rel (RFC 3262 §5): Teams' early SDP becomes our offer in a reliable 183,
-   * the carrier answers in its PRACK, and early media reaches the carrier before the call is
-   * answered; the 200 repeats the offer, the ACK has no SDP.
+   * Late offer with 100rel (RFC 3262 §5): our offer goes in a reliable 183, the carrier answers
+   * in its PRACK, and Teams' early media reaches the carrier before the call is answered; the 200
+   * repeats the offer, the ACK has no SDP. Teams rings first: a carrier that only supports 100rel
+   * gets that 180 unreliably and our offer made from Teams' early SDP; one that requires it gets
+   * the offer at once, made from a stand-in for Teams' answer, which Teams' early SDP replaces.
    */
   async function lateOfferWith100rel(o: { requires: boolean; carrierIp: string; to: string; ssrc: number }): Promise<void> {
     const carrierSock = await socket(o.carrierIp);
@@ -270,7 +272,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const call = await h.nextCall(mark);
     const first = audioOf(call.offer!)!;
     expect(first.proto).toBe('RTP/SAVP'); // §4.6: Teams gets a full SRTP offer
-    // Teams rings first (180 without SDP): no offer to carry yet.
+    // Teams rings first (180 without SDP), then sends early SDP.
     await call.ringing();
     await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
     await waitFor(() => logged(h, 'late offer completed with the answer from the PRACK').length > fromPrack, { what: 'the PRACK answer applied' });
@@ -289,7 +291,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const offer = audioOf(parseSdp(bodyOf(r183[0]!)))!;
     expect([offer.address, offer.proto, offer.crypto]).toEqual([h.rtpengine.ip, 'RTP/AVP', []]);
     // RFC 3262 §5: nothing reliable before the offer. Teams' 180 reaches a carrier that only
-    // supports 100rel unreliably; one that requires it gets none (it would have to carry the offer).
+    // supports 100rel unreliably; one that requires it gets the 183 with our offer instead.
     const r180 = received(r, /^SIP\/2\.0 180/);
     expect(r180).toHaveLength(o.requires ? 0 : 1);
     for (const p of r180) expect(header(p, 'RSeq')).toBeUndefined();
@@ -302,12 +304,58 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expectTeamsUntouched(call, first);
   }
 
-  it('late offer, carrier requires 100rel: no 18x until Teams\' early SDP, which becomes our offer in a reliable 183, answered in the PRACK; early media flows; the 200 repeats the offer', async () => {
+  it('late offer, carrier requires 100rel: Teams\' 180 becomes a reliable 183 with our offer (from a stand-in), answered in the PRACK; Teams\' early SDP replaces the stand-in and its early media flows; the 200 repeats the offer', async () => {
     await lateOfferWith100rel({ requires: true, carrierIp: CARRIER_IPS[8], to: '+14255550184', ssrc: 0x1a7e0101 });
   });
 
-  it('late offer, carrier supports 100rel: Teams\' 180 goes unreliably, then the same reliable 183 with our offer', async () => {
+  it('late offer, carrier supports 100rel: Teams\' 180 goes unreliably, then its early SDP becomes our offer in a reliable 183', async () => {
     await lateOfferWith100rel({ requires: false, carrierIp: CARRIER_IPS[9], to: '+14255550185', ssrc: 0x1a7e0201 });
+  });
+
+  it('late offer, carrier requires 100rel, Teams rings without SDP: our offer (rtpengine answering a stand-in for Teams) goes in a reliable 183; after the PRACK the carrier hears a ringing tone until Teams answers; then media flows both ways and the 200 repeats the offer', async () => {
+    const carrierIp = CARRIER_IPS[8];
+    const carrierSock = await socket(carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const count = (msg: string) => logged(h, msg).length;
+    const before = { prack: count('late offer completed with the answer from the PRACK'), started: count('late-offer ringback started'), stopped: count('late-offer ringback stopped') };
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-late-offer.xml',
+      from: carrierIp,
+      to: '+14255550186',
+      extraHeader: 'Require: 100rel',
+      rtp: { ip: carrierIp, port: carrierSock.port },
+      pauseMs: 3000,
+      timeoutMs: 20_000,
+    });
+    const call = await h.nextCall(mark);
+    const first = audioOf(call.offer!)!;
+    await call.ringing();
+    await waitFor(() => count('late offer completed with the answer from the PRACK') > before.prack, { what: 'the PRACK answer applied' });
+    await waitFor(() => count('late-offer ringback started') > before.started, { what: 'ringback started' });
+    const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
+    // The tone: paced PCMU from rtpengine's carrier side, not silence.
+    const tone = await carrierSock.waitFor(25, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port });
+    expect(new Set(tone.map((d) => parseRtp(d.data).payloadType))).toEqual(new Set([0]));
+    expect(new Set(tone.flatMap((d) => [...parseRtp(d.data).payload])).size).toBeGreaterThan(16);
+
+    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await call.waitForAck();
+    await waitFor(() => count('late-offer ringback stopped') > before.stopped, { what: 'ringback stopped' });
+    // Teams' real SDP replaced the stand-in: media reaches it, and the carrier gets Teams' media.
+    await teamsToCarrier(call, teamsSock, carrierSock, 0x1a7e0301);
+    await carrierToTeams(call.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, 0x1a7e0302);
+
+    const r = await sipp.done;
+    expectSippOk(r);
+    const r183 = received(r, /^SIP\/2\.0 183/);
+    expect(r183).toHaveLength(1);
+    expect(received(r, /^SIP\/2\.0 180/)).toHaveLength(0);
+    const oks = received(r, /^SIP\/2\.0 200/);
+    const invite200 = oks.find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
+    expect(bodyOf(invite200)).toBe(bodyOf(r183[0]!));
+    expect(audioOf(parseSdp(bodyOf(r183[0]!)))!.direction).toBe('sendrecv');
+    expectTeamsUntouched(call, first);
   });
 
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { rel100Of } from '../../../src/gateway/carrier-leg.js';
-import { audioCodecs, audioEndpoint, directionOf, lateOfferStandIn, legMustBeReoffered } from '../../../src/gateway/sdp-rules.js';
+import { audioCodecs, audioEndpoint, directionOf, lateOfferStandIn, legMustBeReoffered, teamsAnswerStandIn } from '../../../src/gateway/sdp-rules.js';
 
 /** The part of a drachtio-srf request rel100Of reads. */
 function req(headers: Record<string, string | string[]>) {
@@ -52,6 +52,43 @@ describe('lateOfferStandIn', () => {
     expect(audioCodecs(lateOfferStandIn('127.0.6.10'))).toEqual(['PCMU', 'PCMA', 'TELEPHONE-EVENT']);
     expect(audioCodecs(lateOfferStandIn('127.0.6.10', ['AMR-WB']))).toEqual(['PCMU', 'PCMA', 'TELEPHONE-EVENT']);
     expect(lateOfferStandIn('2001:db8::1')).toMatch(/^c=IN IP6 2001:db8::1\r$/m);
+  });
+});
+
+describe('teamsAnswerStandIn', () => {
+  const teamsOffer = [
+    'v=0',
+    'o=- 5 1 IN IP4 127.0.6.50',
+    's=-',
+    'c=IN IP4 127.0.6.50',
+    't=0 0',
+    'm=audio 25000 RTP/SAVP 8 0 13 101',
+    'a=rtpmap:8 PCMA/8000',
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:13 CN/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-16',
+    'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:nOkfXBbZA7ckD4Au0H3czZUXKfJPokggO5hcu/EA',
+    'a=sendrecv',
+    '',
+  ].join('\r\n');
+
+  it("answers the offer's first codec and telephone-event, sendrecv, on the discard port of the offer's own address, with a fresh key of the offered suite", () => {
+    const a = teamsAnswerStandIn(teamsOffer);
+    expect(audioCodecs(a)).toEqual(['PCMA', 'TELEPHONE-EVENT']);
+    expect(audioEndpoint(a)).toMatchObject({ address: '127.0.6.50', port: 9 });
+    expect(a).toMatch(/^m=audio 9 RTP\/SAVP 8 101\r$/m);
+    expect(directionOf(a)).toBe('sendrecv');
+    const key = /^a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:(\S+)\r$/m.exec(a)?.[1];
+    expect(Buffer.from(key!, 'base64')).toHaveLength(30);
+    expect(key).not.toBe('nOkfXBbZA7ckD4Au0H3czZUXKfJPokggO5hcu/EA');
+    expect(teamsAnswerStandIn(teamsOffer)).not.toBe(a); // a new key each time
+  });
+
+  it('a plain RTP offer gets no crypto line; an offer without audio is an error', () => {
+    expect(teamsAnswerStandIn(sdp())).not.toMatch(/a=crypto/);
+    expect(audioCodecs(teamsAnswerStandIn(sdp()))).toEqual(['PCMU', 'TELEPHONE-EVENT']);
+    expect(() => teamsAnswerStandIn('v=0\r\ns=-\r\n')).toThrow(/no audio stream/);
   });
 });
 
