@@ -1,15 +1,15 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
-import { completeLateOffer, earlyCarrierOffer, lateAnswerFromPrack, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
-import { negotiateCarrierUas, sameSession } from './carrier-session-timer.js';
+import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
+import { negotiateCarrierUas } from './carrier-session-timer.js';
 import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
-import { bridgeAnswered, noteReceived, noteSent } from './mid-call.js';
+import { EarlyLateOffer } from './late-offer.js';
+import { bridgeAnswered, noteReceived } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, userOf } from './numbers.js';
-import { lateOfferStandIn, teamsAnswerStandIn } from './sdp-rules.js';
-import { TransferRingback } from './transfer-ringback.js';
+import { lateOfferStandIn } from './sdp-rules.js';
 import { UacAttempt } from './uac-attempt.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
@@ -40,12 +40,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   // §4.6: Teams needs an offer; a carrier INVITE without one is interworked (late offer).
   const lateOffer = !String(req.body ?? '').trim();
   const rel100 = rel100Of(req, reliableProvisionalsFor(ctx, carrier.name));
-  /** Late offer: our offer in the reliable 183 (RFC 3262 §5), and whether its PRACK answered it. */
-  let offerIn183: string | undefined;
-  let answeredInPrack = false;
-  /** That offer was made from a stand-in for Teams' answer (Teams rang without SDP); the tone meanwhile. */
-  let standInAnswer = false;
-  let ringback: TransferRingback | undefined;
+  /** Late offer, carrier with 100rel: our offer goes in a reliable 183 (late-offer.ts). */
+  let early: EarlyLateOffer | undefined;
   // §4.17: 100rel and PRACK on the carrier leg only (RFC 3262, carrier-leg.ts).
   const res = reliableCarrierResponse(req, carrierRes, {
     mode: rel100,
@@ -54,12 +50,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     onPrackTimeout: () => pending.abort('gateway', 500),
     // (a reliable 18x, hence its PRACK, only exists once the call has its session)
     onPrackOffer: async (prack, r) => (pending.session ? earlyCarrierOffer(pending.session, prack, r) : r.send(500)),
-    onPrackAnswer: async (prack) => {
-      if (pending.session) answeredInPrack = await lateAnswerFromPrack(pending.session, prack);
-      // The carrier's address is known now: it hears a ringing tone until Teams' SDP (a stop()
-      // that came first prevents it).
-      if (answeredInPrack && ringback) void ringback.start();
-    },
+    onPrackAnswer: async (prack) => early?.prackAnswered(prack),
   });
   const reject = (status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
     log.info({ status, reason: why }, 'call rejected');
@@ -108,6 +99,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   s.holdAdmission(ctx.admission, tenant.id, callId);
   if (carrierTimer.kind === 'accept') s.carrierTimerPlan = carrierTimer.plan;
   ctx.calls.add(s);
+  if (lateOffer && rel100 !== 'off') early = new EarlyLateOffer(s, featuresOf(ctx).transferRingback, log);
   if (pending.canceled) return void (await s.close('caller', 487));
   // RFC 3311: the carrier may UPDATE its early dialog (after a reliable 18x).
   req.on('update', (u: any, r: any) => void earlyCarrierOffer(s, u, r));
@@ -155,8 +147,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
         group,
         pending,
         ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
+        ...(early && rel100 === 'required' ? { lateOfferRequires100rel: early } : {}),
       });
-      if (lateOffer) await completeLateOffer(s);
+      if (lateOffer && !early?.answeredInPrack) await completeLateOffer(s);
       return;
     }
     const primary = ctx.teamsProxies.list()[0]!;
@@ -195,14 +188,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       pending.current = undefined;
       if (r.dialog) {
         const b = r.dialog;
-        await ringback?.stop(); // (a late-offer ringback: Teams' answer ends the ringing)
-        // Late offer made in the reliable 183: the 2xx repeats it unchanged (RFC 3261 §13.2.1:
-        // no new offer in a response to the INVITE once one was made); a Teams 2xx SDP other
-        // than its early one (or the stand-in) still reaches rtpengine.
-        if (offerIn183 !== undefined && s.media && b.remote.sdp && !sameSession(b.remote.sdp, s.sdpFrom.teams ?? '')) {
-          noteReceived(s, 'teams', b.remote.sdp);
-          await s.media.answer('teams', b.remote.sdp);
-        }
+        // A late offer made in a reliable 183: the 2xx repeats it (late-offer.ts).
+        const repeated = await early?.teamsAnswered(b.remote.sdp);
         const up = await bridgeAnswered(ctx, s, {
           req,
           res,
@@ -212,13 +199,13 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           bSide: 'teams',
           gone: () => pending.canceled,
           ...(carrierUasHeaders ? { uasHeaders: carrierUasHeaders } : {}),
-          ...(offerIn183 !== undefined ? { aAnswer: offerIn183 } : {}),
+          ...(repeated !== undefined ? { aAnswer: repeated } : {}),
           teamsSessionExpires: b.res?.get?.('Session-Expires'),
           teamsIsUac: false,
         });
         if (!up) return;
         log.info({ proxy: proxy.host }, 'call answered');
-        if (lateOffer && !answeredInPrack) await completeLateOffer(s);
+        if (lateOffer && !early?.answeredInPrack) await completeLateOffer(s);
         return;
       }
       if (pending.canceled || s.closed) return;
@@ -251,30 +238,6 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
     }
 
-    /**
-     * Late offer, the carrier requires 100rel, Teams rings without SDP: a reliable 18x would
-     * have to carry our offer (RFC 3262 §5), which rtpengine makes only from Teams' answer. So
-     * rtpengine gets a stand-in for it (sdp-rules teamsAnswerStandIn), its carrier side goes as
-     * our offer in a reliable 183, and once the PRACK brings the carrier's answer, the carrier
-     * hears a ringing tone (the transfer ringback's tone settings) until Teams' own SDP (183 or
-     * 200) replaces the stand-in. The 2xx repeats this offer.
-     */
-    async function offerFromStandIn(): Promise<void> {
-      sent183 = true;
-      const standIn = teamsAnswerStandIn(offer);
-      // Set before the await: Teams' SDP arriving meanwhile replaces the stand-in (its answer
-      // to rtpengine queues behind this one) instead of being dropped.
-      standInAnswer = true;
-      ringback = new TransferRingback(s.media, featuresOf(ctx).transferRingback, log, 'late-offer ringback');
-      noteReceived(s, 'teams', standIn);
-      const sdp = await s.media!.answer('teams', standIn);
-      if (pending.canceled || res.finalResponseSent) return;
-      noteSent(s, 'carrier', sdp);
-      offerIn183 = sdp;
-      log.info('late offer: Teams rings without SDP; our offer goes in a reliable 183 with a ringing tone');
-      res.send(183, { body: sdp });
-    }
-
     async function relayProvisional(p: any): Promise<void> {
       if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;
       provisional = true;
@@ -286,29 +249,28 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
             if (!sent183) res.send(180);
             return;
           }
-          if (standInAnswer && ringback?.stopped === false) {
-            // Our offer went out already (from a stand-in): Teams' early SDP replaces the
-            // stand-in in rtpengine, and its early media replaces the tone.
-            await ringback.stop();
-            noteReceived(s, 'teams', p.body);
-            await s.media?.answer('teams', p.body);
+          if (early) {
+            // Late offer: Teams' early SDP makes our offer, or replaces the stand-in it was made from.
+            sent183 = true;
+            const sdp = await early.teamsEarlySdp(p.body);
+            if (sdp !== undefined && !pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
             return;
           }
           if (sent183) return; // at most one 183 with SDP toward the carrier
           sent183 = true;
           let sdp = p.body as string;
           if (s.media) sdp = await s.media.answer('teams', sdp);
-          if (pending.canceled || res.finalResponseSent) return;
-          if (lateOffer) {
-            // rtpengine's carrier side, answering the stand-in, is our offer (carrier-leg.ts).
-            noteReceived(s, 'teams', p.body);
-            noteSent(s, 'carrier', sdp);
-            offerIn183 = sdp;
-          }
-          res.send(183, { body: sdp });
+          if (!pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
           return;
         }
-        if (lateOffer && rel100 === 'required' && !sent183 && s.media) return void (await offerFromStandIn());
+        // Late offer, the carrier requires 100rel: a reliable 18x must carry our offer, so
+        // Teams ringing without SDP gets one made from a stand-in, with a ringing tone.
+        if (early && rel100 === 'required' && !early.made) {
+          sent183 = true;
+          const sdp = await early.standIn(offer);
+          if (sdp !== undefined && !pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+          return;
+        }
         if (p.status === 183) {
           if (!sent183) res.send(180);
           return;

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
 import type { RingGroup } from '../tenants/types.js';
 import { type GatewayContext, sendFailure, teamsNextHop } from './context.js';
+import type { EarlyLateOffer } from './late-offer.js';
 import type { PendingInvite } from './pending-invite.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
@@ -29,6 +30,11 @@ export interface RingGroupCall {
   pending: PendingInvite;
   /** Headers of the 2xx to the carrier (its session timer, RFC 4028 §9). */
   uasHeaders?: Record<string, string>;
+  /**
+   * Late offer from a carrier that requires 100rel: the first member ringing makes our offer
+   * (from a stand-in, with a ringing tone) in a reliable 183 instead of the 180 (late-offer.ts).
+   */
+  lateOfferRequires100rel?: EarlyLateOffer;
 }
 
 function memberHeaders(h: Record<string, string>, number: string, primaryHost: string): Record<string, string> {
@@ -48,13 +54,22 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
     if (p.status <= 100 || o.pending.canceled || res.finalResponseSent) return;
     s.firstProvisionalAt ??= Date.now();
     // Several members ring: the carrier gets one 180 (their early media would compete).
-    if (!ringing) {
-      ringing = true;
-      try {
-        res.send(180);
-      } catch {
-        // gone
-      }
+    if (ringing) return;
+    ringing = true;
+    const early = o.lateOfferRequires100rel;
+    if (early) {
+      void early.standIn(o.offer).then(
+        (sdp) => {
+          if (sdp !== undefined && !o.pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+        },
+        (err: Error) => log.warn({ err: err.message }, 'late offer: no offer for the reliable 183'),
+      );
+      return;
+    }
+    try {
+      res.send(180);
+    } catch {
+      // gone
     }
   };
   let answered: { uas: SrfDialog; uac: SrfDialog } | undefined;
@@ -100,13 +115,20 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
   log.info('ring group answered');
 }
 
+/** The SDP of the carrier's 2xx from the answering member's: rtpengine's carrier side, or the offer a reliable 183 made. */
+async function answerForCarrier(o: RingGroupCall, sdp: string): Promise<string> {
+  const repeated = await o.lateOfferRequires100rel?.teamsAnswered(sdp);
+  if (repeated !== undefined) return repeated;
+  return o.s.media ? o.s.media.answer('teams', sdp) : sdp;
+}
+
 /** All members at once through drachtio-fn-b2b-sugar's simring. */
 async function simultaneous(ctx: GatewayContext, o: RingGroupCall, primary: { host: string; port: number }, relay: (p: any) => void): Promise<{ uas: SrfDialog; uac: SrfDialog }> {
   const { s, req, res, group } = o;
   const proxy = await teamsNextHop(ctx, ctx.teamsProxies.ordered()[0] ?? primary);
   const opts = {
     localSdpB: o.offer,
-    localSdpA: async (sdp: string) => (s.media ? s.media.answer('teams', sdp) : sdp),
+    localSdpA: async (sdp: string) => answerForCarrier(o, sdp),
     proxy,
     timeout: group.memberTimeoutSec,
     // drachtio-fn-b2b-sugar puts these in the 2xx to the caller (CallManager#copyUACHeadersToUAS).
@@ -158,7 +180,7 @@ async function oneMember(
       await r.dialog.destroy().catch(() => undefined);
       return undefined;
     }
-    const answer = s.media ? await s.media.answer('teams', r.dialog.remote.sdp) : r.dialog.remote.sdp;
+    const answer = await answerForCarrier(o, r.dialog.remote.sdp);
     try {
       const uas: SrfDialog = await ctx.srf.createUAS(o.req, o.res, { localSdp: answer, ...(o.uasHeaders ? { headers: o.uasHeaders } : {}) });
       return { uas, uac: r.dialog };

@@ -358,6 +358,46 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expectTeamsUntouched(call, first);
   });
 
+  it('late offer, carrier requires 100rel, to a ring group: the first member ringing makes our offer (from a stand-in) in a reliable 183 with the tone; the winner\'s SDP replaces the stand-in, the 200 repeats the offer, RTP flows both ways', async () => {
+    const carrierIp = CARRIER_IPS[9];
+    const carrierSock = await socket(carrierIp);
+    const teamsSock = await socket(TEAMS_MEDIA_IP);
+    const count = (msg: string) => logged(h, msg).length;
+    const before = { prack: count('late offer completed with the answer from the PRACK'), started: count('late-offer ringback started'), stopped: count('late-offer ringback stopped') };
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-late-offer.xml',
+      from: carrierIp,
+      to: '+14255550170', // the fixture's simultaneous ring group
+      extraHeader: 'Require: 100rel',
+      rtp: { ip: carrierIp, port: carrierSock.port },
+      pauseMs: 3000,
+      timeoutMs: 20_000,
+    });
+    const calls = [await h.nextCall(mark), await h.nextCall(mark), await h.nextCall(mark)];
+    for (const c of calls) await c.ringing();
+    await waitFor(() => count('late offer completed with the answer from the PRACK') > before.prack, { what: 'the PRACK answer applied' });
+    await waitFor(() => count('late-offer ringback started') > before.started, { what: 'ringback started' });
+    const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
+    await carrierSock.waitFor(25, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port });
+
+    const winner = calls[1]!;
+    await winner.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await winner.waitForAck();
+    for (const c of calls.filter((x) => x !== winner)) await c.waitForCancel();
+    await waitFor(() => count('late-offer ringback stopped') > before.stopped, { what: 'ringback stopped' });
+    await teamsToCarrier(winner, teamsSock, carrierSock, 0x1a7e0401);
+    await carrierToTeams(winner.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, 0x1a7e0402);
+
+    const r = await sipp.done;
+    expectSippOk(r);
+    const r183 = received(r, /^SIP\/2\.0 183/);
+    expect(r183).toHaveLength(1);
+    const invite200 = received(r, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
+    expect(bodyOf(invite200)).toBe(bodyOf(r183[0]!));
+    expect(h.ft.violations).toEqual([]);
+  });
+
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
     const targetIp = TARGET_IPS[0];
     const sockA = await socket(targetIp);
