@@ -36,8 +36,8 @@ export function ringbackBlob(country: RingbackCountry): Buffer {
 type State = 'idle' | 'playing' | 'stopped';
 
 /**
- * One transfer's ringback. start() at most once (a 180 without SDP), stop() on every way the
- * ringing phase ends; both are idempotent, and stop() before start() just prevents it. Both
+ * One transfer's ringback (also the tone of a late offer made from a stand-in, late-offer.ts).
+ * start() at most once (a 180 without SDP), stop() on every way the ringing phase ends; both are idempotent, and stop() before start() just prevents it. Both
  * queue their ng commands on the call's media session before returning (the session runs its
  * commands one at a time, in order), so an offer/answer issued after stop() reaches rtpengine
  * after the stop, and a stop() can never overtake the start it ends.
@@ -56,11 +56,6 @@ export class TransferRingback {
     this.#settings = settings;
     this.#log = log;
     this.#label = label;
-  }
-
-  /** stop() was called (the ringing phase is over, whether or not a tone played). */
-  get stopped(): boolean {
-    return this.#state === 'stopped';
   }
 
   get playing(): boolean {
