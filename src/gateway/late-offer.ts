@@ -54,6 +54,7 @@ export class EarlyLateOffer {
       await this.#ringback?.stop();
       noteReceived(this.#s, 'teams', sdp);
       await media.answer('teams', sdp);
+      this.#log.info("late offer: Teams' early SDP replaced the stand-in");
       return undefined;
     }
     if (this.#made) return undefined;

@@ -257,6 +257,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const carrierSock = await socket(o.carrierIp);
     const teamsSock = await socket(TEAMS_MEDIA_IP);
     const fromPrack = logged(h, 'late offer completed with the answer from the PRACK').length;
+    const replaced = logged(h, "late offer: Teams' early SDP replaced the stand-in").length;
     const noAnswer = /^late offer: the (ACK|PRACK).* carried no answer/;
     const unanswered = logged(h, noAnswer).length;
     const mark = h.ft.calls.length;
@@ -276,6 +277,10 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     await call.ringing();
     await call.progress({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
     await waitFor(() => logged(h, 'late offer completed with the answer from the PRACK').length > fromPrack, { what: 'the PRACK answer applied' });
+    // A requiring carrier's offer came from a stand-in: rtpengine has Teams' key once its early
+    // SDP replaced it (a supporting carrier's offer was made from that SDP).
+    if (o.requires) await waitFor(() => logged(h, "late offer: Teams' early SDP replaced the stand-in").length > replaced, { what: 'the stand-in replaced' });
+    else expect(logged(h, "late offer: Teams' early SDP replaced the stand-in")).toHaveLength(replaced);
     // Early media (Teams' ringback or announcement) reaches the carrier before the answer, at
     // the address of the PRACK's answer (the stand-in offer named the discard port).
     await teamsToCarrier(call, teamsSock, carrierSock, o.ssrc);
