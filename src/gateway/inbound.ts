@@ -238,6 +238,11 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       return featuresOf(ctx).carrierEarlyMedia[carrier.name] ?? ctx.config.carriers.earlyMedia;
     }
 
+    /** A 183 with SDP, unless there is none to send or the INVITE ended meanwhile. */
+    function send183(sdp: string | undefined): void {
+      if (sdp !== undefined && !pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+    }
+
     async function relayProvisional(p: any): Promise<void> {
       if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;
       provisional = true;
@@ -252,23 +257,21 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
           if (early) {
             // Late offer: Teams' early SDP makes our offer, or replaces the stand-in it was made from.
             sent183 = true;
-            const sdp = await early.teamsEarlySdp(p.body);
-            if (sdp !== undefined && !pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+            send183(await early.teamsEarlySdp(p.body));
             return;
           }
           if (sent183) return; // at most one 183 with SDP toward the carrier
           sent183 = true;
           let sdp = p.body as string;
           if (s.media) sdp = await s.media.answer('teams', sdp);
-          if (!pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+          send183(sdp);
           return;
         }
         // Late offer, the carrier requires 100rel: a reliable 18x must carry our offer, so
         // Teams ringing without SDP gets one made from a stand-in, with a ringing tone.
-        if (early && rel100 === 'required' && !early.made) {
+        if (early && rel100 === 'required' && !sent183) {
           sent183 = true;
-          const sdp = await early.standIn(offer);
-          if (sdp !== undefined && !pending.canceled && !res.finalResponseSent) res.send(183, { body: sdp });
+          send183(await early.standIn(offer));
           return;
         }
         if (p.status === 183) {

@@ -37,10 +37,6 @@ export class EarlyLateOffer {
     this.#log = log;
   }
 
-  get made(): boolean {
-    return this.#made;
-  }
-
   /**
    * Teams sent early SDP. The first time: our offer is made from it (the SDP for the reliable
    * 183 is returned). After a stand-in: it replaces the stand-in in rtpengine, its early media

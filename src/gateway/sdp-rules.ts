@@ -184,24 +184,27 @@ export function lateOfferStandIn(address: string, codecs: readonly string[] = []
  * from it is sendrecv too (the 2xx repeats that offer). Teams' real SDP replaces it.
  */
 export function teamsAnswerStandIn(offer: string): string {
-  const m = /^m=audio \d+ (\S+) ([\d ]+)/m.exec(offer);
-  const c = /^c=IN (IP[46]) (\S+)/m.exec(offer);
-  if (!m || !c) throw new Error('teamsAnswerStandIn: the offer has no audio stream or connection address');
-  const pts = m[2]!.trim().split(/\s+/);
-  const rtpmap = (pt: string) => new RegExp(`^a=rtpmap:${pt} ([^\\r\\n]+)`, 'm').exec(offer)?.[1];
-  const te = pts.find((pt) => /^telephone-event\//i.test(rtpmap(pt) ?? ''));
-  const codec = pts.find((pt) => pt !== te && !/^CN\//i.test(rtpmap(pt) ?? ''));
+  const ls = lines(offer);
+  const { start, end } = audioSection(ls);
+  const { address } = audioEndpoint(offer);
+  if (start < 0 || !address) throw new Error('teamsAnswerStandIn: the offer has no audio stream or connection address');
+  const section = ls.slice(start, end);
+  const [, , proto, ...pts] = ls[start]!.split(' ');
+  const names = audioCodecs(offer); // one per payload type, in m= line order
+  const te = pts.find((_, k) => names[k] === 'TELEPHONE-EVENT');
+  const codec = pts.find((_, k) => names[k] !== 'TELEPHONE-EVENT' && names[k] !== 'CN');
   if (!codec) throw new Error('teamsAnswerStandIn: the offer has no audio codec');
   const listed = te ? [codec, te] : [codec];
-  const suite = /^a=crypto:\d+ (\S+) /m.exec(offer)?.[1];
+  const suite = section.map((l) => /^a=crypto:\d+ (\S+) /.exec(l)?.[1]).find(Boolean);
+  const ip = address.includes(':') ? 'IP6' : 'IP4';
   return join([
     'v=0',
-    `o=- ${Date.now()} 1 IN ${c[1]} ${c[2]}`,
+    `o=- ${Date.now()} 1 IN ${ip} ${address}`,
     's=-',
-    `c=IN ${c[1]} ${c[2]}`,
+    `c=IN ${ip} ${address}`,
     't=0 0',
-    `m=audio 9 ${m[1]} ${listed.join(' ')}`,
-    ...listed.flatMap((pt) => (rtpmap(pt) ? [`a=rtpmap:${pt} ${rtpmap(pt)}`] : [])),
+    `m=audio 9 ${proto} ${listed.join(' ')}`,
+    ...section.filter((l) => listed.some((pt) => l.startsWith(`a=rtpmap:${pt} `))),
     ...(te ? [`a=fmtp:${te} 0-16`] : []),
     ...(suite ? [`a=crypto:1 ${suite} inline:${randomBytes(30).toString('base64')}`] : []),
     'a=sendrecv',
