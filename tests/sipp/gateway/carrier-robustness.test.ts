@@ -246,6 +246,28 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expectTeamsUntouched(call, first);
   });
 
+  /** The carrier (SIPp) of a late-offer call with 100rel: Supported, and Require when `requires`. */
+  function lateOfferCarrier(o: { carrierIp: string; to: string; requires: boolean; rtpPort: number }) {
+    return carrierCallAsync({
+      scenario: 'carrier-100rel-late-offer.xml',
+      from: o.carrierIp,
+      to: o.to,
+      extraHeader: o.requires ? 'Require: 100rel' : 'X-Carrier-Test: 1',
+      rtp: { ip: o.carrierIp, port: o.rtpPort },
+      pauseMs: 3000,
+      timeoutMs: 20_000,
+    });
+  }
+
+  /** The one reliable 183 carried our offer (returned), and the 200 to the INVITE repeats it byte for byte. */
+  function expectOfferRepeated(r: Awaited<Awaited<ReturnType<typeof carrierCallAsync>>['done']>): string {
+    const r183 = received(r, /^SIP\/2\.0 183/);
+    expect(r183).toHaveLength(1);
+    const invite200 = received(r, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
+    expect(bodyOf(invite200)).toBe(bodyOf(r183[0]!));
+    return r183[0]!;
+  }
+
   /**
    * Late offer with 100rel (RFC 3262 §5): our offer goes in a reliable 183, the carrier answers
    * in its PRACK, and Teams' early media reaches the carrier before the call is answered; the 200
@@ -261,15 +283,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const noAnswer = /^late offer: the (ACK|PRACK).* carried no answer/;
     const unanswered = logged(h, noAnswer).length;
     const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({
-      scenario: 'carrier-100rel-late-offer.xml',
-      from: o.carrierIp,
-      to: o.to,
-      extraHeader: o.requires ? 'Require: 100rel' : 'X-Carrier-Test: 1',
-      rtp: { ip: o.carrierIp, port: carrierSock.port },
-      pauseMs: 3000,
-      timeoutMs: 20_000,
-    });
+    const sipp = await lateOfferCarrier({ carrierIp: o.carrierIp, to: o.to, requires: o.requires, rtpPort: carrierSock.port });
     const call = await h.nextCall(mark);
     const first = audioOf(call.offer!)!;
     expect(first.proto).toBe('RTP/SAVP'); // §4.6: Teams gets a full SRTP offer
@@ -291,20 +305,16 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
 
     const r = await sipp.done;
     expectSippOk(r); // SIPp checked the 183: Require: 100rel, RSeq, an RTP/AVP offer with telephone-event
-    const r183 = received(r, /^SIP\/2\.0 183/);
-    expect(r183).toHaveLength(1);
-    const offer = audioOf(parseSdp(bodyOf(r183[0]!)))!;
+    const offer = audioOf(parseSdp(bodyOf(expectOfferRepeated(r))))!;
     expect([offer.address, offer.proto, offer.crypto]).toEqual([h.rtpengine.ip, 'RTP/AVP', []]);
     // RFC 3262 §5: nothing reliable before the offer. Teams' 180 reaches a carrier that only
     // supports 100rel unreliably; one that requires it gets the 183 with our offer instead.
     const r180 = received(r, /^SIP\/2\.0 180/);
     expect(r180).toHaveLength(o.requires ? 0 : 1);
     for (const p of r180) expect(header(p, 'RSeq')).toBeUndefined();
-    // The 200 to the INVITE came after the 200 to the PRACK and repeats the offer unchanged.
-    const oks = received(r, /^SIP\/2\.0 200/);
-    const lines = oks.map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1]);
+    // The 200 to the INVITE came after the 200 to the PRACK.
+    const lines = received(r, /^SIP\/2\.0 200/).map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1]);
     expect(lines.indexOf('2 PRACK')).toBeLessThan(lines.indexOf('1 INVITE'));
-    expect(bodyOf(oks[lines.indexOf('1 INVITE')]!)).toBe(bodyOf(r183[0]!));
     expect(logged(h, noAnswer)).toHaveLength(unanswered);
     expectTeamsUntouched(call, first);
   }
@@ -317,90 +327,56 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     await lateOfferWith100rel({ requires: false, carrierIp: CARRIER_IPS[9], to: '+14255550185', ssrc: 0x1a7e0201 });
   });
 
-  it('late offer, carrier requires 100rel, Teams rings without SDP: our offer (rtpengine answering a stand-in for Teams) goes in a reliable 183; after the PRACK the carrier hears a ringing tone until Teams answers; then media flows both ways and the 200 repeats the offer', async () => {
-    const carrierIp = CARRIER_IPS[8];
-    const carrierSock = await socket(carrierIp);
+  /**
+   * Late offer from a carrier that requires 100rel, answered by Teams without early SDP: the
+   * ringing member(s) make our offer from a stand-in in a reliable 183; after the PRACK the
+   * carrier hears the tone (paced PCMU from rtpengine's carrier side, not silence) until member
+   * `winner` answers; its SDP replaces the stand-in, media flows both ways, the 200 repeats the
+   * (sendrecv) offer, and no 180 went out. Returns the Teams calls.
+   */
+  async function standInWithTone(o: { carrierIp: string; to: string; members: number; winner: number; ssrc: number }) {
+    const carrierSock = await socket(o.carrierIp);
     const teamsSock = await socket(TEAMS_MEDIA_IP);
     const count = (msg: string) => logged(h, msg).length;
     const before = { prack: count('late offer completed with the answer from the PRACK'), started: count('late-offer ringback started'), stopped: count('late-offer ringback stopped') };
     const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({
-      scenario: 'carrier-100rel-late-offer.xml',
-      from: carrierIp,
-      to: '+14255550186',
-      extraHeader: 'Require: 100rel',
-      rtp: { ip: carrierIp, port: carrierSock.port },
-      pauseMs: 3000,
-      timeoutMs: 20_000,
-    });
-    const call = await h.nextCall(mark);
-    const first = audioOf(call.offer!)!;
-    await call.ringing();
-    await waitFor(() => count('late offer completed with the answer from the PRACK') > before.prack, { what: 'the PRACK answer applied' });
-    await waitFor(() => count('late-offer ringback started') > before.started, { what: 'ringback started' });
-    const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
-    // The tone: paced PCMU from rtpengine's carrier side, not silence.
-    const tone = await carrierSock.waitFor(25, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port });
-    expect(new Set(tone.map((d) => parseRtp(d.data).payloadType))).toEqual(new Set([0]));
-    expect(new Set(tone.flatMap((d) => [...parseRtp(d.data).payload])).size).toBeGreaterThan(16);
-
-    await call.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
-    await call.waitForAck();
-    await waitFor(() => count('late-offer ringback stopped') > before.stopped, { what: 'ringback stopped' });
-    // Teams' real SDP replaced the stand-in: media reaches it, and the carrier gets Teams' media.
-    await teamsToCarrier(call, teamsSock, carrierSock, 0x1a7e0301);
-    await carrierToTeams(call.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, 0x1a7e0302);
-
-    const r = await sipp.done;
-    expectSippOk(r);
-    const r183 = received(r, /^SIP\/2\.0 183/);
-    expect(r183).toHaveLength(1);
-    expect(received(r, /^SIP\/2\.0 180/)).toHaveLength(0);
-    const oks = received(r, /^SIP\/2\.0 200/);
-    const invite200 = oks.find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
-    expect(bodyOf(invite200)).toBe(bodyOf(r183[0]!));
-    expect(audioOf(parseSdp(bodyOf(r183[0]!)))!.direction).toBe('sendrecv');
-    expectTeamsUntouched(call, first);
-  });
-
-  it('late offer, carrier requires 100rel, to a ring group: the first member ringing makes our offer (from a stand-in) in a reliable 183 with the tone; the winner\'s SDP replaces the stand-in, the 200 repeats the offer, RTP flows both ways', async () => {
-    const carrierIp = CARRIER_IPS[9];
-    const carrierSock = await socket(carrierIp);
-    const teamsSock = await socket(TEAMS_MEDIA_IP);
-    const count = (msg: string) => logged(h, msg).length;
-    const before = { prack: count('late offer completed with the answer from the PRACK'), started: count('late-offer ringback started'), stopped: count('late-offer ringback stopped') };
-    const mark = h.ft.calls.length;
-    const sipp = await carrierCallAsync({
-      scenario: 'carrier-100rel-late-offer.xml',
-      from: carrierIp,
-      to: '+14255550170', // the fixture's simultaneous ring group
-      extraHeader: 'Require: 100rel',
-      rtp: { ip: carrierIp, port: carrierSock.port },
-      pauseMs: 3000,
-      timeoutMs: 20_000,
-    });
-    const calls = [await h.nextCall(mark), await h.nextCall(mark), await h.nextCall(mark)];
+    const sipp = await lateOfferCarrier({ carrierIp: o.carrierIp, to: o.to, requires: true, rtpPort: carrierSock.port });
+    const calls = [];
+    for (let k = 0; k < o.members; k++) calls.push(await h.nextCall(mark));
+    const first = audioOf(calls[0]!.offer!)!;
     for (const c of calls) await c.ringing();
     await waitFor(() => count('late offer completed with the answer from the PRACK') > before.prack, { what: 'the PRACK answer applied' });
     await waitFor(() => count('late-offer ringback started') > before.started, { what: 'ringback started' });
     const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
-    await carrierSock.waitFor(25, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port });
+    const tone = await carrierSock.waitFor(25, { timeoutMs: 4000, filter: (d) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port });
+    expect(new Set(tone.map((d) => parseRtp(d.data).payloadType))).toEqual(new Set([0]));
+    expect(new Set(tone.flatMap((d) => [...parseRtp(d.data).payload])).size).toBeGreaterThan(16);
 
-    const winner = calls[1]!;
+    const winner = calls[o.winner]!;
     await winner.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
     await winner.waitForAck();
-    for (const c of calls.filter((x) => x !== winner)) await c.waitForCancel();
     await waitFor(() => count('late-offer ringback stopped') > before.stopped, { what: 'ringback stopped' });
-    await teamsToCarrier(winner, teamsSock, carrierSock, 0x1a7e0401);
-    await carrierToTeams(winner.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, 0x1a7e0402);
+    // Teams' real SDP replaced the stand-in: media reaches it, and the carrier gets Teams' media.
+    await teamsToCarrier(winner, teamsSock, carrierSock, o.ssrc);
+    await carrierToTeams(winner.media().gateway!.crypto!.key!, carrierSock, ours, teamsSock, o.ssrc + 1);
 
     const r = await sipp.done;
     expectSippOk(r);
-    const r183 = received(r, /^SIP\/2\.0 183/);
-    expect(r183).toHaveLength(1);
-    const invite200 = received(r, /^SIP\/2\.0 200/).find((t) => /CSeq:\s*1 INVITE/i.test(t))!;
-    expect(bodyOf(invite200)).toBe(bodyOf(r183[0]!));
+    expect(received(r, /^SIP\/2\.0 180/)).toHaveLength(0);
+    expect(audioOf(parseSdp(bodyOf(expectOfferRepeated(r))))!.direction).toBe('sendrecv');
     expect(h.ft.violations).toEqual([]);
+    return { calls, winner, first };
+  }
+
+  it('late offer, carrier requires 100rel, Teams rings without SDP: our offer (rtpengine answering a stand-in for Teams) goes in a reliable 183; after the PRACK the carrier hears a ringing tone until Teams answers; then media flows both ways and the 200 repeats the offer', async () => {
+    const { winner, first } = await standInWithTone({ carrierIp: CARRIER_IPS[8], to: '+14255550186', members: 1, winner: 0, ssrc: 0x1a7e0301 });
+    expectTeamsUntouched(winner, first);
+  });
+
+  it('late offer, carrier requires 100rel, to a ring group: the first member ringing makes our offer (from a stand-in) in a reliable 183 with the tone; the winner\'s SDP replaces the stand-in, the 200 repeats the offer, RTP flows both ways', async () => {
+    // +14255550170: the fixture's simultaneous ring group (3 members).
+    const { calls, winner } = await standInWithTone({ carrierIp: CARRIER_IPS[9], to: '+14255550170', members: 3, winner: 1, ssrc: 0x1a7e0401 });
+    for (const c of calls.filter((x) => x !== winner)) await c.waitForCancel();
   });
 
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
