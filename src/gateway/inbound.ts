@@ -110,8 +110,10 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
       return void (await failCall(s, res, 488, reason(65, 'Late offer (INVITE without SDP) needs media anchoring')));
     }
     // Late offer: rtpengine gets a stand-in carrier offer (the carrier's address, the tenant's
-    // G.711 codecs); the carrier's real SDP comes in the ACK (completeLateOffer).
-    const carrierOffer: string = lateOffer ? lateOfferStandIn(req.source_address, tenant.media.codecs) : req.body;
+    // G.711 codecs); the carrier's real SDP comes in the ACK (completeLateOffer), or in the PRACK.
+    // A carrier that requires 100rel may get our offer from a stand-in for Teams' answer, which
+    // names one codec (late-offer.ts): Teams is offered that codec only, so it answers with it.
+    const carrierOffer: string = lateOffer ? lateOfferStandIn(req.source_address, tenant.media.codecs, { single: rel100 === 'required' }) : req.body;
     let offer: string = carrierOffer;
     if (ctx.media) {
       try {

@@ -154,11 +154,14 @@ const STAND_IN_PT: Readonly<Record<string, number>> = { PCMU: 0, PCMA: 8, G722: 
  * carrier's own offer-less INVITE leaves the answer to it for the ACK). It lists the tenant's
  * codecs that are static payload types (default G.711 µ-law and A-law) plus telephone-event,
  * at the carrier's signalling address on the discard port 9: a stand-in replaced by the
- * carrier's real SDP from the ACK.
+ * carrier's real SDP from the ACK. `single`: the first of those codecs only. For a carrier that
+ * requires 100rel, whose offer may be made from a stand-in for Teams' answer naming one codec
+ * (teamsAnswerStandIn): Teams, offered only that codec, cannot answer with another one.
  */
-export function lateOfferStandIn(address: string, codecs: readonly string[] = []): string {
+export function lateOfferStandIn(address: string, codecs: readonly string[] = [], o: { single?: boolean } = {}): string {
   const wanted = codecs.map((c) => c.toUpperCase()).filter((c) => c in STAND_IN_PT);
-  const list = wanted.length > 0 ? [...new Set(wanted)] : ['PCMU', 'PCMA'];
+  const all = wanted.length > 0 ? [...new Set(wanted)] : ['PCMU', 'PCMA'];
+  const list = o.single ? all.slice(0, 1) : all;
   const ip = address.includes(':') ? 'IP6' : 'IP4';
   const pts = list.map((c) => STAND_IN_PT[c]!);
   return join([

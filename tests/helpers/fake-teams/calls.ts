@@ -386,6 +386,8 @@ export interface RespondOptions {
   headers?: HeaderList;
   /** Retry-After seconds (503). */
   retryAfter?: number;
+  /** The codec of the SDP answer when it was offered (default: the first Teams codec offered). */
+  codec?: string;
 }
 
 export interface AnswerOptions extends Omit<RespondOptions, 'sdp' | 'retryAfter'> {
@@ -494,7 +496,7 @@ export class InboundCall extends TeamsDialog {
     const withSdp = opts.sdp ?? (status === 183 || (status >= 200 && status < 300));
     if (withSdp && this.offer) {
       const l = this.#ensureLocal(opts.media);
-      const ans = teamsAnswer(this.offer, { address: l.address, port: l.port, key: l.key, version: l.version, sessionId: l.sessionId });
+      const ans = teamsAnswer(this.offer, { address: l.address, port: l.port, key: l.key, version: l.version, sessionId: l.sessionId, ...(opts.codec ? { codec: opts.codec } : {}) });
       l.codecs = ans.codecs;
       res.add('Content-Type', 'application/sdp');
       res.body = Buffer.from(ans.sdp);
@@ -540,6 +542,7 @@ export class InboundCall extends TeamsDialog {
     if (opts.fork !== undefined) o.fork = opts.fork;
     if (opts.reason !== undefined) o.reason = opts.reason;
     if (opts.media !== undefined) o.media = opts.media;
+    if (opts.codec !== undefined) o.codec = opts.codec;
     return this.respond(200, o);
   }
 

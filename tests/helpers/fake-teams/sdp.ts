@@ -235,6 +235,8 @@ export interface SdpAnswerOptions {
   sessionId: string;
   /** Force a direction (default: RFC 3264 answer to the offered one). */
   direction?: Direction;
+  /** Answer with this codec when it was offered (a Teams that prefers it); default the first Teams codec offered. */
+  codec?: string;
 }
 
 export interface AnswerResult {
@@ -256,7 +258,7 @@ export function teamsAnswer(offer: ParsedSdp, o: SdpAnswerOptions): AnswerResult
   const a = audioOf(offer);
   const lines = ['v=0', `o=- ${o.sessionId} ${o.version} IN IP4 ${o.address}`, 's=session', `c=IN IP4 ${o.address}`, 't=0 0'];
   if (!a) return { sdp: lines.join('\r\n') + '\r\n', acceptedCrypto: undefined, codecs: [] };
-  const main = a.codecs.find((c) => TEAMS_AUDIO_CODECS.includes(c.name.toUpperCase()));
+  const main = a.codecs.find((c) => c.name.toUpperCase() === o.codec?.toUpperCase()) ?? a.codecs.find((c) => TEAMS_AUDIO_CODECS.includes(c.name.toUpperCase()));
   const te = a.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === (main?.rate ?? 8000));
   const cn = a.codecs.find((c) => c.name.toUpperCase() === 'CN' && c.rate === (main?.rate ?? 8000));
   const codecs = [main, te, cn].filter((c): c is SdpCodec => c !== undefined);

@@ -332,9 +332,11 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
    * ringing member(s) make our offer from a stand-in in a reliable 183; after the PRACK the
    * carrier hears the tone (paced PCMU from rtpengine's carrier side, not silence) until member
    * `winner` answers; its SDP replaces the stand-in, media flows both ways, the 200 repeats the
-   * (sendrecv) offer, and no 180 went out. Returns the Teams calls.
+   * (sendrecv) offer, and no 180 went out. The stand-in names one codec, so Teams is offered
+   * only that one: the winner, preferring `teamsCodec` (a tenant codec offered later), answers
+   * with the codec of our offer to the carrier. Returns the Teams calls.
    */
-  async function standInWithTone(o: { carrierIp: string; to: string; members: number; winner: number; ssrc: number }) {
+  async function standInWithTone(o: { carrierIp: string; to: string; members: number; winner: number; ssrc: number; teamsCodec: string }) {
     const carrierSock = await socket(o.carrierIp);
     const teamsSock = await socket(TEAMS_MEDIA_IP);
     const count = (msg: string) => logged(h, msg).length;
@@ -353,7 +355,7 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     expect(new Set(tone.flatMap((d) => [...parseRtp(d.data).payload])).size).toBeGreaterThan(16);
 
     const winner = calls[o.winner]!;
-    await winner.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port } });
+    await winner.answer({ media: { address: TEAMS_MEDIA_IP, port: teamsSock.port }, codec: o.teamsCodec });
     await winner.waitForAck();
     await waitFor(() => count('late-offer ringback stopped') > before.stopped, { what: 'ringback stopped' });
     // Teams' real SDP replaced the stand-in: media reaches it, and the carrier gets Teams' media.
@@ -363,19 +365,23 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     const r = await sipp.done;
     expectSippOk(r);
     expect(received(r, /^SIP\/2\.0 180/)).toHaveLength(0);
-    expect(audioOf(parseSdp(bodyOf(expectOfferRepeated(r))))!.direction).toBe('sendrecv');
+    const offer = audioOf(parseSdp(bodyOf(expectOfferRepeated(r))))!;
+    expect(offer.direction).toBe('sendrecv');
+    const audio = (cs: ReadonlyArray<{ name: string }>) => cs.map((c) => c.name.toUpperCase()).filter((n) => n !== 'TELEPHONE-EVENT' && n !== 'CN');
+    for (const c of calls) expect(audio(audioOf(c.offer!)!.codecs)).toEqual(['PCMU']); // acme's first codec
+    expect(audio(winner.local!.codecs)).toEqual(audio(offer.codecs));
     expect(h.ft.violations).toEqual([]);
     return { calls, winner, first };
   }
 
   it('late offer, carrier requires 100rel, Teams rings without SDP: our offer (rtpengine answering a stand-in for Teams) goes in a reliable 183; after the PRACK the carrier hears a ringing tone until Teams answers; then media flows both ways and the 200 repeats the offer', async () => {
-    const { winner, first } = await standInWithTone({ carrierIp: CARRIER_IPS[8], to: '+14255550186', members: 1, winner: 0, ssrc: 0x1a7e0301 });
+    const { winner, first } = await standInWithTone({ carrierIp: CARRIER_IPS[8], to: '+14255550186', members: 1, winner: 0, ssrc: 0x1a7e0301, teamsCodec: 'G722' });
     expectTeamsUntouched(winner, first);
   });
 
   it('late offer, carrier requires 100rel, to a ring group: the first member ringing makes our offer (from a stand-in) in a reliable 183 with the tone; the winner\'s SDP replaces the stand-in, the 200 repeats the offer, RTP flows both ways', async () => {
     // +14255550170: the fixture's simultaneous ring group (3 members).
-    const { calls, winner } = await standInWithTone({ carrierIp: CARRIER_IPS[9], to: '+14255550170', members: 3, winner: 1, ssrc: 0x1a7e0401 });
+    const { calls, winner } = await standInWithTone({ carrierIp: CARRIER_IPS[9], to: '+14255550170', members: 3, winner: 1, ssrc: 0x1a7e0401, teamsCodec: 'PCMA' });
     for (const c of calls.filter((x) => x !== winner)) await c.waitForCancel();
   });
 

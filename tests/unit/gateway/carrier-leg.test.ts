@@ -53,6 +53,11 @@ describe('lateOfferStandIn', () => {
     expect(audioCodecs(lateOfferStandIn('127.0.6.10', ['AMR-WB']))).toEqual(['PCMU', 'PCMA', 'TELEPHONE-EVENT']);
     expect(lateOfferStandIn('2001:db8::1')).toMatch(/^c=IN IP6 2001:db8::1\r$/m);
   });
+
+  it('single: the first of those codecs only, with telephone-event', () => {
+    expect(audioCodecs(lateOfferStandIn('127.0.6.10', ['opus', 'PCMA', 'G722'], { single: true }))).toEqual(['PCMA', 'TELEPHONE-EVENT']);
+    expect(audioCodecs(lateOfferStandIn('127.0.6.10', [], { single: true }))).toEqual(['PCMU', 'TELEPHONE-EVENT']);
+  });
 });
 
 describe('teamsAnswerStandIn', () => {
