@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
-import { waitFor } from '../../helpers/net.js';
+import { sleep, waitFor } from '../../helpers/net.js';
 import { RtpSocket, SrtpContext, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
 import { parseMessageLog } from '../../helpers/sipp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, carrierSideAddress, expectSippOk, header, isRtpDatagram, received, startTarget } from './sipp-gateway.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, finalStatuses, header, isRtpDatagram, received, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -383,6 +383,39 @@ describe('100rel/PRACK on the carrier leg only (§4.17, RFC 3262)', () => {
     // +14255550170: the fixture's simultaneous ring group (3 members).
     const { calls, winner } = await standInWithTone({ carrierIp: CARRIER_IPS[9], to: '+14255550170', members: 3, winner: 1, ssrc: 0x1a7e0401, teamsCodec: 'PCMA' });
     for (const c of calls.filter((x) => x !== winner)) await c.waitForCancel();
+  });
+
+  it('late offer, carrier requires 100rel, Teams rings without SDP, the caller gives up while hearing the tone: CANCEL reaches Teams, the carrier gets 487, the tone ends with the call', async () => {
+    const carrierSock = await socket(CARRIER_IPS[8]);
+    const count = (msg: string) => logged(h, msg).length;
+    const before = { prack: count('late offer completed with the answer from the PRACK'), started: count('late-offer ringback started') };
+    const mark = h.ft.calls.length;
+    const sipp = await carrierCallAsync({
+      scenario: 'carrier-100rel-late-offer-cancel.xml',
+      from: CARRIER_IPS[8],
+      to: '+14255550187',
+      rtp: { ip: CARRIER_IPS[8], port: carrierSock.port },
+      pauseMs: 1500,
+      timeoutMs: 20_000,
+    });
+    const call = await h.nextCall(mark);
+    await call.ringing();
+    await waitFor(() => count('late offer completed with the answer from the PRACK') > before.prack, { what: 'the PRACK answer applied' });
+    await waitFor(() => count('late-offer ringback started') > before.started, { what: 'ringback started' });
+    const ours = endpointOf(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!));
+    const fromOurs = (d: { data: Buffer; from: { address: string; port: number } }) => isRtpDatagram(d) && d.from.address === ours.address && d.from.port === ours.port;
+    expect(await carrierSock.waitFor(10, { timeoutMs: 4000, filter: fromOurs })).toHaveLength(10);
+    await call.waitForCancel(5000);
+    const r = await sipp.done;
+    expectSippOk(r);
+    expect(finalStatuses(r)).toEqual([487]);
+    expect(received(r, /^SIP\/2\.0 200/).map((t) => (/CSeq:\s*(\d+ \w+)/i.exec(t) ?? [])[1])).toEqual(['2 PRACK', '1 CANCEL']);
+    // The tone ended with the call: nothing more from rtpengine's carrier port.
+    await waitFor(() => h.gw.ctx.calls.size === 0, { what: 'the call closed' });
+    const heard = carrierSock.received.filter(fromOurs).length;
+    await sleep(300);
+    expect(carrierSock.received.filter(fromOurs)).toHaveLength(heard);
+    expect(h.ft.violations).toEqual([]);
   });
 
   it('Teams → PSTN: the gateway offers 100rel, PRACKs the reliable 183, Teams gets it without 100rel; an early UPDATE moves the media; a 200 without SDP still gives Teams an answer; an UPDATE putting the call on hold becomes a re-INVITE to Teams', async () => {
