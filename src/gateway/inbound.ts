@@ -117,7 +117,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     let offer: string = carrierOffer;
     if (ctx.media) {
       try {
-        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
+        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs, transcode: tenant.media.transcoding });
         offer = await s.media.offer('carrier', carrierOffer);
       } catch (err) {
         if (pending.canceled || s.closed) return;

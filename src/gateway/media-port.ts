@@ -20,7 +20,7 @@ export interface MediaSession {
 
 export interface MediaService {
   /** Throws an error with code MEDIA_ERR_NO_RTPENGINE when no rtpengine is alive. */
-  createSession(opts: { callId: string; fromTag: string; codecs?: string[] }): MediaSession;
+  createSession(opts: { callId: string; fromTag: string; codecs?: string[]; transcode?: boolean }): MediaSession;
   activeSessions(): Promise<number>;
   close(): Promise<void>;
 }

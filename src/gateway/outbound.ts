@@ -117,7 +117,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     noteReceived(s, 'teams', offer);
     if (ctx.media && offer) {
       try {
-        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs });
+        s.media = ctx.media.createSession({ callId, fromTag: req.getParsedHeader('From').params.tag, codecs: tenant.media.codecs, transcode: tenant.media.transcoding });
         offer = await s.media.offer('teams', offer);
       } catch (err) {
         if (pending.canceled || s.closed) return;

@@ -16,6 +16,7 @@ export {
   TEAMS_SRTP_SUITE,
   buildAnswerParams,
   buildOfferParams,
+  offeredAudioCodecs,
   mergeMediaProfiles,
   validateMediaProfiles,
   type CodecAllowLists,

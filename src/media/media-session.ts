@@ -11,7 +11,7 @@
  */
 import { isMediaError, MediaError, MEDIA_ERROR_CODES } from './errors.js';
 import { NgTransportError, type NgInstance } from './ng-client.js';
-import { buildAnswerParams, buildOfferParams, type CodecAllowLists, type MediaProfiles } from './profiles.js';
+import { buildAnswerParams, buildOfferParams, type CodecAllowLists, type MediaProfiles, offeredAudioCodecs, type TranscodeInput } from './profiles.js';
 import { otherLeg, type LegMediaStats, type MediaLeg, type MediaLogger, type MediaStats, type NgParams, type NgResponse } from './types.js';
 
 export type MediaSessionState = 'new' | 'offered' | 'answered' | 'deleted';
@@ -52,6 +52,12 @@ export interface MediaSessionOptions {
   profiles?: MediaProfiles;
   /** delete() without options queries the counters first (for CDRs; see `finalStats`). */
   collectStatsOnDelete?: boolean;
+  /**
+   * teams-direct-routing.md §7.10: an offer none of whose codecs is allowed toward the other leg
+   * is transcoded to the allowed ones (needs an rtpengine built with transcoding, as Debian's is).
+   * Off: such an offer reaches the other leg with telephone-event only.
+   */
+  transcode?: boolean;
   logger?: MediaLogger;
 }
 
@@ -80,6 +86,9 @@ export class MediaSession {
   readonly #fromTag: string;
   readonly #toTag: string;
   readonly #collectStatsOnDelete: boolean;
+  readonly #transcode: boolean;
+  /** Audio codecs of the last SDP from each leg (a call that may transcode). */
+  readonly #uses: Partial<Record<MediaLeg, string[]>> = {};
   #tags: Record<MediaLeg, string> | undefined;
   #state: MediaSessionState = 'new';
   /** Leg whose offer is waiting for an answer. */
@@ -108,6 +117,7 @@ export class MediaSession {
     Object.assign(lists, opts.codecsByLeg ?? {});
     this.#codecs = Object.keys(lists).length > 0 ? lists : undefined;
     this.#collectStatsOnDelete = opts.collectStatsOnDelete ?? false;
+    this.#transcode = opts.transcode ?? false;
     this.#log = log;
   }
 
@@ -151,7 +161,7 @@ export class MediaSession {
     this.#assertUsable('offer');
     const tags = (this.#tags ??= from === 'carrier' ? { carrier: this.#fromTag, teams: this.#toTag } : { teams: this.#fromTag, carrier: this.#toTag });
     const params: NgParams = {
-      ...buildOfferParams(this.#profiles, from, { ...(this.#codecs ? { codecs: this.#codecs } : {}) }),
+      ...buildOfferParams(this.#profiles, from, { ...(this.#codecs ? { codecs: this.#codecs } : {}), ...(this.#transcode ? { transcode: this.#noteUses(from, sdp, otherLeg(from)) } : {}) }),
       'call-id': this.callId,
       'from-tag': tags[from],
       sdp,
@@ -180,6 +190,7 @@ export class MediaSession {
     if (offerer === from) {
       throw new MediaError(MEDIA_ERROR_CODES.INVALID_STATE, `media session ${this.callId}: answer from ${from}, which made the offer`);
     }
+    if (this.#transcode) this.#uses[from] = offeredAudioCodecs(sdp);
     const params: NgParams = {
       ...buildAnswerParams(this.#profiles, from),
       'call-id': this.callId,
@@ -369,6 +380,13 @@ export class MediaSession {
       throw new MediaError(MEDIA_ERROR_CODES.RTPENGINE, `rtpengine ${inst.address} refused ${command} for ${this.callId}: ${res['error-reason'] ?? 'unknown reason'}`, { instance: inst.address });
     }
     return res;
+  }
+
+  /** A call that may transcode: records the offering leg's codecs; what codecDict needs toward `to`. */
+  #noteUses(from: MediaLeg, sdp: string, to: MediaLeg): TranscodeInput {
+    const offered = offeredAudioCodecs(sdp);
+    this.#uses[from] = offered;
+    return { offered, answererUses: this.#uses[to] };
   }
 
   #sdpOf(res: NgResponse, command: string): string {

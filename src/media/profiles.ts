@@ -15,7 +15,9 @@
  *   the teams profile to `ice: 'force', iceLite: true` (rtpengine then answers checks as an
  *   ICE-lite agent with one candidate and keeps ufrag/pwd stable across re-offers).
  * - Teams codecs limited to SILK, G.711, G.722, G.729 and CN (§7.6, §7.8); anything else a
- *   carrier offers is not passed on (transcoding, §7.10, is a `codecs.transcode` profile option).
+ *   carrier offers is not passed on. Transcoding (§7.10): a call that may transcode (a tenant's
+ *   `media.transcoding`) converts an offer with none of the allowed codecs (codecDict), and a
+ *   `codecs.transcode` profile option always adds its codecs.
  * - Carrier: RTP/AVP, ICE removed, no rtcp-mux (classic separate RTCP port), SILK stripped
  *   (Teams-only codec), telephone-event always kept (§7.7).
  */
@@ -229,24 +231,81 @@ export function validateMediaProfiles(p: MediaProfiles): void {
 /** Per-call codec allow-lists (e.g. from the tenant), applied on top of the profiles. */
 export type CodecAllowLists = Partial<Record<MediaLeg, string[]>>;
 
-function codecDict(toward: LegProfile, allowOverride: string[] | undefined): NgParams | undefined {
-  const strip = toward.codecs.strip.filter((c) => c.toLowerCase() !== DTMF_CODEC);
-  let allow = allowOverride ?? toward.codecs.allow;
-  if (allowOverride && toward.codecs.allow) {
-    const profileAllow = new Set(toward.codecs.allow.map((c) => c.toLowerCase()));
-    allow = allowOverride.filter((c) => profileAllow.has(c.toLowerCase()) || c.toLowerCase() === DTMF_CODEC);
+/** Names of the payload types that have no a=rtpmap line (RFC 3551 §6). */
+const STATIC_PT: Readonly<Record<string, string>> = { 0: 'PCMU', 3: 'GSM', 4: 'G723', 8: 'PCMA', 9: 'G722', 13: 'CN', 18: 'G729' };
+
+/** Encoding names of an SDP's first audio stream as written (static payload types upper case), in m= line order. */
+export function offeredAudioCodecs(sdp: string): string[] {
+  const lines = sdp.split(/\r?\n/);
+  const start = lines.findIndex((l) => l.startsWith('m=audio '));
+  if (start < 0) return [];
+  let end = lines.findIndex((l, k) => k > start && l.startsWith('m='));
+  if (end < 0) end = lines.length;
+  const names = new Map<string, string>();
+  for (const l of lines.slice(start + 1, end)) {
+    const m = /^a=rtpmap:(\d+) ([^/\s]+)/.exec(l);
+    if (m) names.set(m[1]!, m[2]!);
   }
+  return lines[start]!.split(' ').slice(3).map((pt) => names.get(pt) ?? STATIC_PT[pt] ?? pt);
+}
+
+const lower = (c: string) => c.toLowerCase();
+const listed = (list: readonly string[], c: string) => list.some((e) => lower(e) === lower(c));
+const isDtmf = (c: string) => lower(c) === DTMF_CODEC;
+/** An audio codec proper (not telephone-event, not comfort noise). */
+const isVoice = (c: string) => !isDtmf(c) && lower(c) !== 'cn';
+
+/**
+ * The codecs allowed toward a leg: its profile's allow-list narrowed by a per-call one (a
+ * tenant can narrow, never widen), minus its strip list, telephone-event always kept.
+ * Undefined when neither gives a list.
+ */
+function allowedToward(leg: LegProfile, override: string[] | undefined): string[] | undefined {
+  let allow = override ?? leg.codecs.allow;
+  if (override && leg.codecs.allow) {
+    const profileAllow = leg.codecs.allow;
+    allow = override.filter((c) => listed(profileAllow, c) || isDtmf(c));
+  }
+  if (!allow) return undefined;
+  const out = allow.filter((c) => !listed(leg.codecs.strip, c));
+  if (!out.some(isDtmf)) out.push(DTMF_CODEC);
+  return out;
+}
+
+/**
+ * rtpengine's `codec` dictionary toward a leg whose allowed codecs are `allowed`. `t` is set
+ * for a call that may transcode (teams-direct-routing.md §7.10): the target codecs are those
+ * the answering leg has used (`answererUses`, its last SDP), else the allowed ones. When the
+ * offer has none of them, rtpengine adds them by transcoding; it may decode the offered codecs
+ * allowed on the offering leg, or all of them when none is (they are that leg's own, the reason
+ * to transcode): those are masked (received, not passed on), the rest stripped. An offer with a
+ * target codec is never transcoded, and a transcoded call stays so across re-offers in both
+ * directions (a GSM-only carrier is re-offered GSM when Teams puts the call on hold).
+ */
+function codecDict(toward: LegProfile, allowed: string[] | undefined, t?: TranscodeInput & { offererAllowed?: string[] | undefined }): NgParams | undefined {
   const dict: NgParams = {};
-  if (allow) {
-    const stripped = new Set(strip.map((c) => c.toLowerCase()));
-    const except = allow.filter((c) => !stripped.has(c.toLowerCase()));
-    if (!except.some((c) => c.toLowerCase() === DTMF_CODEC)) except.push(DTMF_CODEC);
-    dict.strip = ['all'];
-    dict.except = except;
-  } else if (strip.length > 0) {
-    dict.strip = strip;
+  const transcode = [...(toward.codecs.transcode ?? [])];
+  if (allowed) {
+    const targets = (t?.answererUses?.some(isVoice) ? t.answererUses : allowed).filter(isVoice);
+    if (t && targets.length > 0 && !targets.some((c) => listed(t.offered, c))) {
+      const offered = t.offered.filter((c) => !isDtmf(c));
+      const fromOfferer = offered.filter((c) => isVoice(c) && (!t.offererAllowed || listed(t.offererAllowed, c)));
+      const decodable = fromOfferer.length > 0 ? fromOfferer : offered.filter(isVoice);
+      const dropped = offered.filter((c) => !listed(allowed, c));
+      const strip = dropped.filter((c) => !listed(decodable, c));
+      const mask = dropped.filter((c) => listed(decodable, c));
+      if (strip.length > 0) dict.strip = strip;
+      if (mask.length > 0) dict.mask = mask;
+      for (const c of targets) if (!listed(transcode, c)) transcode.push(c);
+    } else {
+      dict.strip = ['all'];
+      dict.except = allowed;
+    }
+  } else {
+    const strip = toward.codecs.strip.filter((c) => !isDtmf(c));
+    if (strip.length > 0) dict.strip = strip;
   }
-  if (toward.codecs.transcode && toward.codecs.transcode.length > 0) dict.transcode = [...toward.codecs.transcode];
+  if (transcode.length > 0) dict.transcode = transcode;
   return Object.keys(dict).length > 0 ? dict : undefined;
 }
 
@@ -291,6 +350,16 @@ function srtpFlags(params: NgParams, from: LegProfile, to: LegProfile): void {
 export interface BuildOptions {
   /** Per-call codec allow-lists by leg the SDP is sent toward. */
   codecs?: CodecAllowLists;
+  /** The call may transcode (a tenant's `media.transcoding`, §7.10); see codecDict. */
+  transcode?: TranscodeInput;
+}
+
+/** Encoding names (offeredAudioCodecs) for a call that may transcode. */
+export interface TranscodeInput {
+  /** The offer's audio codecs. */
+  offered: readonly string[];
+  /** The answering leg's codecs from its last SDP (a re-offer), if any. */
+  answererUses?: readonly string[] | undefined;
 }
 
 /** ng dictionary (without call-id/tags/sdp) for an offer that came from `from`. */
@@ -306,7 +375,7 @@ export function buildOfferParams(profiles: MediaProfiles, from: MediaLeg, opts: 
   const lite = iceLiteValue(f, t);
   if (lite) params['ICE-lite'] = lite;
   srtpFlags(params, f, t);
-  const codec = codecDict(t, opts.codecs?.[to]);
+  const codec = codecDict(t, allowedToward(t, opts.codecs?.[to]), opts.transcode && { ...opts.transcode, offererAllowed: allowedToward(f, opts.codecs?.[from]) });
   if (codec) params.codec = codec;
   if (f.interface && t.interface) params.direction = [f.interface, t.interface];
   const flags = [...profiles.common.flags, ...t.flags];

@@ -40,8 +40,9 @@ export interface TenantLimits {
 }
 
 export interface MediaPolicy {
-  /** Codecs allowed toward the carrier, in preference order. */
+  /** Codecs allowed on both legs (toward Teams: those Teams supports), in preference order. */
   codecs: string[];
+  /** An offer with none of `codecs` is transcoded to them by rtpengine (§7.10). */
   transcoding: boolean;
 }
 

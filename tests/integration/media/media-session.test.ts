@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import sdpTransform from 'sdp-transform';
 import { RtpenginePool, isMediaError, type MediaSession } from '../../../src/media/index.js';
 import { startRtpengine, type RtpengineHandle } from '../../helpers/rtpengine.js';
-import { RtpSocket, SrtpContext, isRtcp, newSdesKey, parseCryptoLines, parseRtp, sendG711Stream, type ReceivedDatagram } from '../../helpers/rtp.js';
+import { RtpSocket, SrtpContext, buildRtp, isRtcp, newSdesKey, parseCryptoLines, parseRtp, sendG711Stream, type ReceivedDatagram } from '../../helpers/rtp.js';
 
 const RTPENGINE_IP = '127.0.4.10';
 const CARRIER_IP = '127.0.4.11';
@@ -253,6 +253,72 @@ describe('PSTN → Teams (carrier offers)', () => {
     sessions.push(s);
     const toTeams = await s.offer('carrier', carrierOffer(carrier.port));
     expect(codecNames(toTeams)).toEqual(['PCMA', 'telephone-event']);
+  });
+});
+
+describe('transcoding (teams-direct-routing.md §7.10)', () => {
+  /** One 20 ms GSM 06.10 frame: 33 bytes, the 0xD signature nibble first. */
+  const gsmFrame = (n: number) => Buffer.from(Array.from({ length: 33 }, (_, k) => (k === 0 ? 0xd0 | (n & 0x0f) : (n * 7 + k * 13) & 0xff)));
+  /** RTP from rtpengine (not RTCP, not the STUN checks it sends toward Teams' candidate). */
+  const rtpFromEngine = (d: ReceivedDatagram) => d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data) && d.from.address === RTPENGINE_IP;
+  const transcoding = (codecs: string[]) => {
+    seq++;
+    const s = pool.createSession({ callId: `media-test-${process.pid}-${seq}`, fromTag: `tag-${seq}`, codecs, transcode: true });
+    sessions.push(s);
+    return s;
+  };
+
+  it('a carrier offering none of the allowed codecs (GSM only): Teams is offered the allowed ones, rtpengine converts both ways (PCMU at Teams, GSM at the carrier)', async () => {
+    const s = transcoding(['PCMU', 'PCMA']);
+    const toTeams = await s.offer('carrier', carrierOffer(carrier.port, { codecs: [[3, 'GSM/8000'], [101, 'telephone-event/8000']] }));
+    expect(codecNames(toTeams)).toEqual(['PCMU', 'PCMA', 'telephone-event']);
+    const teamsKey = newSdesKey(1);
+    const toCarrier = await s.answer('teams', teamsSdp(teams.port, [teamsKey.line], { pts: [0, 101] }));
+    expect(codecNames(toCarrier)).toEqual(['GSM', 'telephone-event']);
+
+    // Carrier GSM → Teams: SRTP PCMU (160-byte payloads, a new codec, not the carrier's bytes).
+    const rtpeCarrierSide = target(toCarrier);
+    for (let n = 0; n < 25; n++) {
+      await carrier.send(buildRtp({ payloadType: 3, sequenceNumber: 3000 + n, timestamp: 80_000 + n * 160, ssrc: 0x65a0_0001, marker: n === 0, payload: gsmFrame(n) }), rtpeCarrierSide.port, rtpeCarrierSide.address);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const atTeams = await teams.waitFor(10, { timeoutMs: 4000, filter: rtpFromEngine });
+    const rtpengineKey = SrtpContext.fromInline(parseCryptoLines(toTeams)[0]!.inline);
+    for (const d of atTeams) {
+      const p = parseRtp(rtpengineKey.unprotect(d.data));
+      expect(p.payloadType).toBe(0);
+      expect(p.payload.length).toBe(160);
+    }
+
+    // Teams PCMU (SRTP) → carrier: GSM frames.
+    const teamsTx = new SrtpContext(teamsKey.masterKey, teamsKey.masterSalt);
+    await sendG711Stream(teams, { to: target(toTeams), count: 25, ssrc: 0x7ea5_0065, ptimeMs: 20, transform: (p) => teamsTx.protect(p) });
+    const atCarrier = await carrier.waitFor(10, { timeoutMs: 4000, filter: rtpFromEngine });
+    for (const d of atCarrier) {
+      const p = parseRtp(d.data);
+      expect(p.payloadType).toBe(3);
+      expect(p.payload.length).toBe(33);
+    }
+
+    // Teams re-offers (a hold, a refresh): the carrier is offered GSM again, and Teams' answer
+    // keeps the codec Teams chose.
+    const reoffer = await s.offer('teams', teamsSdp(teams.port, [teamsKey.line], { version: 1 }));
+    expect(codecNames(reoffer)).toContain('GSM');
+    const reanswer = await s.answer('carrier', carrierOffer(carrier.port, { version: 2, codecs: [[3, 'GSM/8000'], [101, 'telephone-event/8000']] }));
+    expect(codecNames(reanswer).filter((c) => c !== 'telephone-event')).toEqual(['PCMU']);
+    // The carrier re-offers GSM: Teams is offered the codec it uses.
+    const carrierReoffer = await s.offer('carrier', carrierOffer(carrier.port, { version: 3, codecs: [[3, 'GSM/8000'], [101, 'telephone-event/8000']] }));
+    expect(codecNames(carrierReoffer).filter((c) => c !== 'telephone-event')).toContain('PCMU');
+    expect(codecNames(carrierReoffer)).not.toContain('GSM');
+  });
+
+  it('an offer with an allowed codec is not transcoded; without transcoding a GSM-only offer reaches Teams unchanged (rtpengine strips no last codec), nothing added', async () => {
+    const s = transcoding(['PCMA']);
+    expect(codecNames(await s.offer('carrier', carrierOffer(carrier.port)))).toEqual(['PCMA', 'telephone-event']);
+    seq++;
+    const plain = pool.createSession({ callId: `media-test-${process.pid}-${seq}`, fromTag: `tag-${seq}`, codecs: ['PCMU', 'PCMA'] });
+    sessions.push(plain);
+    expect(codecNames(await plain.offer('carrier', carrierOffer(carrier.port, { codecs: [[3, 'GSM/8000'], [101, 'telephone-event/8000']] })))).toEqual(['GSM', 'telephone-event']);
   });
 });
 

@@ -5,14 +5,12 @@
  * media is checked on real packets through rtpengine. After every test: no live call, no
  * rtpengine session, admission counters at zero.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { sleep, waitFor } from '../../helpers/net.js';
 import { RtpSocket, SrtpContext, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
-import { parseMessageLog } from '../../helpers/sipp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, carrierSideAddress, expectSippOk, finalStatuses, header, isRtpDatagram, received, startTarget } from './sipp-gateway.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, finalStatuses, header, isRtpDatagram, received, receivedSoFar, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -40,13 +38,6 @@ async function socket(ip: string): Promise<RtpSocket> {
 function endpointOf(sdp: string): { address: string; port: number } {
   const a = audioOf(parseSdp(sdp))!;
   return { address: a.address!, port: a.port };
-}
-
-/** What SIPp received so far (its message log is written as it goes). */
-function receivedSoFar(dir: string, startLine: RegExp): string[] {
-  return parseMessageLog(readFileSync(`${dir}/messages.log`, 'utf8'))
-    .filter((m) => m.direction === 'received' && startLine.test(m.firstLine))
-    .map((m) => m.text);
 }
 
 const bodyOf = (text: string) => text.split(/\r?\n\r?\n/).slice(1).join('\n\n');

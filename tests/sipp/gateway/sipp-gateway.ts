@@ -103,6 +103,13 @@ export function received(r: SippResult, startLine: RegExp): string[] {
     .map((m) => m.text);
 }
 
+/** What a running SIPp received so far (its message log is written as it goes). */
+export function receivedSoFar(dir: string, startLine: RegExp): string[] {
+  return parseMessageLog(readFileSync(`${dir}/messages.log`, 'utf8'))
+    .filter((m) => m.direction === 'received' && startLine.test(m.firstLine))
+    .map((m) => m.text);
+}
+
 /** Final statuses (>= 200) SIPp received for INVITEs. */
 export function finalStatuses(r: SippResult): number[] {
   return parseMessageLog(r.messageLog)

@@ -5,6 +5,7 @@ import {
   buildAnswerParams,
   buildOfferParams,
   mergeMediaProfiles,
+  offeredAudioCodecs,
 } from '../../../src/media/index.js';
 
 const defaults = mergeMediaProfiles(DEFAULT_MEDIA_PROFILES);
@@ -50,6 +51,27 @@ describe('media flag profiles (data → ng dictionaries)', () => {
     // Toward Teams a tenant list is intersected with the Teams codec set: it narrows, never widens.
     const q = buildOfferParams(defaults, 'carrier', { codecs: { teams: ['AMR', 'PCMU', 'telephone-event'] } });
     expect(q.codec).toEqual({ strip: ['all'], except: ['PCMU', 'telephone-event'] });
+  });
+
+  it('a call that may transcode (§7.10): an offer with none of the target codecs has its own masked (decoded, not passed on) and the targets added by transcoding; one with a target codec is stripped as usual', () => {
+    const gsm = buildOfferParams(defaults, 'carrier', { codecs: { carrier: ['PCMU', 'PCMA'], teams: ['PCMU', 'PCMA'] }, transcode: { offered: ['GSM', 'telephone-event'] } });
+    expect(gsm.codec).toEqual({ mask: ['GSM'], transcode: ['PCMU', 'PCMA'] });
+    const pcma = buildOfferParams(defaults, 'carrier', { codecs: { teams: ['PCMU', 'PCMA'] }, transcode: { offered: ['G729', 'PCMA', 'telephone-event'] } });
+    expect(pcma.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event'] });
+    // A re-offer from Teams toward a carrier that has used only GSM: GSM again, by transcoding;
+    // rtpengine may decode only what the tenant allows on Teams' leg, so its answer to Teams is G.711.
+    const tenant = { carrier: ['PCMU', 'PCMA'], teams: ['PCMU', 'PCMA'] };
+    const hold = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'G722', 'PCMU', 'PCMA', 'CN', 'telephone-event'], answererUses: ['GSM', 'telephone-event'] } });
+    expect(hold.codec).toEqual({ strip: ['SILK', 'G722', 'CN'], transcode: ['GSM'] });
+    // The same toward a carrier that used PCMU: nothing transcoded.
+    const plain = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'PCMU', 'telephone-event'], answererUses: ['PCMU'] } });
+    expect(plain.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event'] });
+  });
+
+  it('offeredAudioCodecs: the first audio stream\'s encodings in m= order as written, static payload types named', () => {
+    const sdp = ['v=0', 'm=audio 4000 RTP/AVP 3 96 101 8', 'a=rtpmap:96 opus/48000/2', 'a=rtpmap:101 telephone-event/8000', 'm=video 4002 RTP/AVP 97', 'a=rtpmap:97 H264/90000', ''].join('\r\n');
+    expect(offeredAudioCodecs(sdp)).toEqual(['GSM', 'opus', 'telephone-event', 'PCMA']);
+    expect(offeredAudioCodecs('v=0\r\nm=video 4002 RTP/AVP 97\r\n')).toEqual([]);
   });
 
   it('the same flags are produced for a re-offer as for the initial offer (rtcp-mux/ICE stable)', () => {
