@@ -95,11 +95,16 @@ describe('Teams → PSTN: carrier target priority and failover', () => {
     expect(invitesAt(r2)).toHaveLength(1);
   });
 
-  it('no provisional from the first target in time → CANCEL, the second target answers', async () => {
+  it('no provisional from the first target in time → CANCEL, the second target answers; Teams had its 100 Trying at once (§1.12)', async () => {
     const t1 = await startTarget({ scenario: 'target-trying-only.xml', ip: T1 });
     const t2 = await startTarget({ scenario: 'target-answer.xml', ip: T2 });
     const call = h.ft.originate({ to: '+442079460125', tenant: ACME });
     expect((await call.waitForFinal()).status).toBe(200);
+    // §1.12: 100 Trying at once, long before the hunt (over a second without a provisional) ended.
+    const answeredMs = Date.now() - call.sentAt;
+    expect(call.responses.items[0]!.status).toBe(100);
+    expect(call.firstResponseMs).toBeLessThan(500);
+    expect(answeredMs).toBeGreaterThan(call.firstResponseMs! + 1000);
     expect((await call.bye()).status).toBe(200);
     const r1 = await t1.done;
     expectSippOk(r1);
