@@ -33,6 +33,32 @@ export function reason(cause: number, text: string): string {
 }
 
 /**
+ * SIP final status → Q.850 cause, for a failure passed on to a carrier (RFC 3398 §8.2.6.1;
+ * teams-direct-routing §1.9: 486 is cause 17, user busy, not 34).
+ */
+const Q850_OF_STATUS: Readonly<Record<number, [number, string]>> = {
+  400: [41, 'Temporary failure'], 401: [21, 'Call rejected'], 402: [21, 'Call rejected'], 403: [21, 'Call rejected'],
+  404: [1, 'Unallocated number'], 405: [63, 'Service or option not available'], 406: [79, 'Service or option not implemented'],
+  407: [21, 'Call rejected'], 408: [102, 'Recovery on timer expiry'], 410: [22, 'Number changed'], 480: [18, 'No user responding'],
+  483: [25, 'Exchange routing error'], 484: [28, 'Invalid number format'], 485: [1, 'Unallocated number'], 486: [17, 'User busy'],
+  488: [65, 'Bearer capability not implemented'], 500: [41, 'Temporary failure'], 502: [38, 'Network out of order'],
+  503: [41, 'Temporary failure'], 504: [102, 'Recovery on timer expiry'], 600: [17, 'User busy'], 603: [21, 'Call rejected'],
+  604: [1, 'Unallocated number'], 606: [58, 'Bearer capability not presently available'],
+};
+
+/**
+ * The Reason for a failure `status` passed on to a carrier: the one it came with when that has
+ * a Q.850 cause, else the mapped Q.850 cause (followed by the original, RFC 3326 allows one per
+ * protocol). Statuses without a mapping keep what they had.
+ */
+export function carrierFailureReason(status: number, received: string | undefined): string | undefined {
+  if (received && /(^|,)\s*Q\.850\s*;/i.test(received)) return received;
+  const q = Q850_OF_STATUS[status];
+  if (!q) return received;
+  return received ? `${reason(q[0], q[1])}, ${received}` : reason(q[0], q[1]);
+}
+
+/**
  * A final failure response with its Reason and Retry-After, unless the transaction already has
  * a final response; a transaction that is gone meanwhile (the caller cancelled) is not an error.
  */

@@ -3,7 +3,7 @@ import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { negotiateCarrierUas } from './carrier-session-timer.js';
-import { type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
+import { carrierFailureReason, type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
 import { EarlyLateOffer } from './late-offer.js';
 import { bridgeAnswered, noteReceived } from './mid-call.js';
@@ -228,7 +228,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     // Every proxy failed (or one refused): the carrier gets the last status; transport
     // failures everywhere map to 503 (RFC 3261 §16.7 / §21.5.4: try another route later).
     const status = lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503;
-    await failCall(s, res, status, lastReason);
+    await failCall(s, res, status, carrierFailureReason(status, lastReason));
 
     function earlyMediaMode() {
       // Late offer: Teams' early SDP becomes our offer in a reliable 183 (RFC 3262 §5) for a

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type { CallSession, SrfDialog } from './call-session.js';
 import type { RingGroup } from '../tenants/types.js';
-import { type GatewayContext, sendFailure, teamsNextHop } from './context.js';
+import { carrierFailureReason, type GatewayContext, sendFailure, teamsNextHop } from './context.js';
 import type { EarlyLateOffer } from './late-offer.js';
 import type { PendingInvite } from './pending-invite.js';
 import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
@@ -97,7 +97,7 @@ export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Prom
     return;
   }
   if (!answered) {
-    if (!o.pending.canceled) sendFailure(res, 480);
+    if (!o.pending.canceled) sendFailure(res, 480, carrierFailureReason(480, undefined));
     await s.close('gateway', 480);
     return;
   }

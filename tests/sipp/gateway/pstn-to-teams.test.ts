@@ -206,12 +206,16 @@ describe('PSTN → Teams: proxy failover', () => {
     expect(callsTo('sip2')).toBe(s2 + 1);
   });
 
-  it.each([486, 603])('no failover on %i: the carrier gets it', async (status) => {
+  it.each([
+    [486, 17],
+    [603, 21],
+  ])('no failover on %i: the carrier gets it, with Q.850 cause %i (§1.9)', async (status, cause) => {
     h.ft.script([step.reject(status)], { endpoint: 'sip', times: 1 });
     const s2 = callsTo('sip2');
     const r = await carrierCall({ scenario: 'carrier-call-reject.xml', from: C1, to: '+14255550108' });
     expectSippOk(r);
     expect(finalStatuses(r)).toEqual([status]);
+    expect(header(received(r, new RegExp(`^SIP/2\\.0 ${status}`))[0]!, 'Reason')).toMatch(new RegExp(`^Q\\.850;cause=${cause};text="`));
     expect(callsTo('sip2')).toBe(s2);
   });
 

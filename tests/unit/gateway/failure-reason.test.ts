@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { carrierFailureReason, reason } from '../../../src/gateway/context.js';
+
+describe('carrierFailureReason (teams-direct-routing §1.9, RFC 3398 §8.2.6.1, RFC 3326)', () => {
+  it('maps a failure without a Q.850 cause: 486 is user busy (17), not 34; 603 call rejected (21); 404 unallocated (1)', () => {
+    expect(carrierFailureReason(486, undefined)).toBe(reason(17, 'User busy'));
+    expect(carrierFailureReason(603, undefined)).toBe(reason(21, 'Call rejected'));
+    expect(carrierFailureReason(404, undefined)).toBe(reason(1, 'Unallocated number'));
+  });
+
+  it('keeps a Reason that has a Q.850 cause, puts the mapped one before a SIP-only Reason, and leaves unmapped statuses alone', () => {
+    expect(carrierFailureReason(486, 'Q.850;cause=34;text="x"')).toBe('Q.850;cause=34;text="x"');
+    expect(carrierFailureReason(486, 'SIP;cause=486;text="Busy", Q.850;cause=17')).toBe('SIP;cause=486;text="Busy", Q.850;cause=17');
+    expect(carrierFailureReason(486, 'SIP;cause=486')).toBe(`${reason(17, 'User busy')}, SIP;cause=486`);
+    expect(carrierFailureReason(487, undefined)).toBeUndefined();
+    expect(carrierFailureReason(487, 'SIP;cause=487')).toBe('SIP;cause=487');
+  });
+});
