@@ -18,6 +18,9 @@ import { applyReceived, defaultPort, normalizeIp, responseTarget } from './via-r
 /** The transport logs through the project's pino-shaped interface (src/sip must not import pino). */
 export type TransportLogger = Logger;
 
+/** How long a connection renewed for its age still carries what is bound to it: 64*T1 (RFC 3261 §17). */
+const RENEW_GRACE_MS = 32_000;
+
 export interface TransportLayerOptions {
   listen: ListenSpec[];
   /** SO_RCVBUF and SO_SNDBUF of UDP sockets. Default 4 MiB (the kernel caps at net.core.*mem_max). */
@@ -38,6 +41,12 @@ export interface TransportLayerOptions {
   maxConnections?: number;
   /** Outbound connect + TLS handshake deadline. Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Connections this layer opened are not reused past this age: the next request to that peer
+   * opens a new one and the old one is retired (teams-direct-routing §2.14: the SBC renews its
+   * own connections at least hourly). Default 1 h; 0 disables.
+   */
+  maxConnectionAgeMs?: number;
   logger?: TransportLogger;
   /** Called for every message, like the 'message' event. */
   onMessage?: (msg: SipMessage, flow: Flow) => void;
@@ -102,6 +111,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   #connecting = new Map<string, Promise<StreamConnection>>();
   /** Connections taken out of reuse (retire()), with their close timers. */
   #retired = new Map<StreamConnection, TimerHandle>();
+  /** When this layer opened each of its outbound connections (clock ms), for maxConnectionAgeMs. */
+  #openedAt = new WeakMap<StreamConnection, number>();
   #pendingSockets = new Set<net.Socket>();
   /** Accepted inbound sockets (before and after TLS), destroyed on close. */
   #rawSockets = new Set<net.Socket>();
@@ -139,6 +150,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
       headerTimeoutMs: opts.headerTimeoutMs ?? 20_000,
       maxConnections: opts.maxConnections ?? 10_000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      maxConnectionAgeMs: opts.maxConnectionAgeMs ?? 3_600_000,
     };
     if (opts.onMessage) this.on('message', opts.onMessage);
   }
@@ -362,7 +374,13 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   async #getConnection(dest: Destination): Promise<StreamConnection> {
     const key = aliasKey(dest.protocol, dest.host, dest.port);
     const existing = this.#aliases.get(key);
-    if (existing?.isOpen) return existing;
+    if (existing?.isOpen) {
+      const opened = this.#openedAt.get(existing);
+      const maxAge = this.#opts.maxConnectionAgeMs;
+      if (opened === undefined || maxAge <= 0 || this.#clock.now() - opened < maxAge) return existing;
+      // Renewed: what is bound to it (transactions in progress, their ACKs) has 64*T1 to finish.
+      this.retire(existing.id, RENEW_GRACE_MS);
+    }
     const pending = this.#connecting.get(key);
     if (pending) return pending;
     const p = this.#connect(dest).finally(() => this.#connecting.delete(key));
@@ -501,6 +519,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
       onError: (c, err) => this.#log.debug({ conn: c.id, err: err.message }, 'connection error'),
     });
     this.#conns.set(conn.id, conn);
+    if (direction === 'outbound') this.#openedAt.set(conn, this.#clock.now());
     this.#log.debug({ conn: conn.id, direction, protocol, remote: `${conn.flow.remoteAddress}:${conn.flow.remotePort}` }, 'connection open');
     this.#safeEmit('connection', conn.info());
     return conn;

@@ -262,6 +262,34 @@ describe('TransportLayer over TCP', () => {
     expect(srv.stats.connectionsOutbound).toBe(0);
   });
 
+  it('renews its own connections past maxConnectionAgeMs (Teams §2.14): the next request opens a new one, the old one stays for what is bound to it', async () => {
+    const srv = await layer();
+    const srvBox = collect(srv);
+    const cli = await layer(CLI, { maxConnectionAgeMs: 300 });
+    const dest = { protocol: 'tcp' as const, host: SRV, port: srv.listenPoints()[0]!.port };
+    const mk = (n: number): SipRequest =>
+      new SipRequest('OPTIONS', `sip:${SRV}`, [
+        field('Via', `SIP/2.0/TCP ${CLI}:${cli.listenPoints()[0]!.port};branch=z9hG4bKage${n}`),
+        field('From', '<sip:a@x>;tag=1'),
+        field('To', '<sip:b@y>'),
+        field('Call-ID', `age-${n}`),
+        field('CSeq', `${n} OPTIONS`),
+        field('Max-Forwards', '70'),
+      ]);
+    const f1 = await cli.send(mk(1), dest);
+    expect((await cli.send(mk(2), dest)).connectionId).toBe(f1.connectionId);
+    await delay(400);
+    const f3 = await cli.send(mk(3), dest);
+    expect(f3.connectionId).not.toBe(f1.connectionId);
+    expect((await cli.send(mk(4), dest)).connectionId).toBe(f3.connectionId);
+    expect(cli.stats.connectionsOutbound).toBe(2);
+    const got = [await srvBox.next(), await srvBox.next(), await srvBox.next(), await srvBox.next()];
+    expect(got.map((g) => g.msg.callId)).toEqual(['age-1', 'age-2', 'age-3', 'age-4']);
+    expect(new Set(got.map((g) => g.flow.connectionId)).size).toBe(2);
+    // The retired connection is still open (closed after 64*T1), so a late response on it arrives.
+    expect(srv.stats.connectionsOpen).toBe(2);
+  });
+
   it('honours the RFC 5923 Via alias parameter for requests towards the advertised port', async () => {
     const srv = await layer();
     const srvBox = collect(srv);
