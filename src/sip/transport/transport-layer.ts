@@ -18,8 +18,12 @@ import { applyReceived, defaultPort, normalizeIp, responseTarget } from './via-r
 /** The transport logs through the project's pino-shaped interface (src/sip must not import pino). */
 export type TransportLogger = Logger;
 
-/** How long a connection renewed for its age still carries what is bound to it: 64*T1 (RFC 3261 §17). */
-const RENEW_GRACE_MS = 32_000;
+/**
+ * How long a connection renewed for its age still carries what is bound to it: the responses to
+ * requests sent on it, an INVITE's final response included, which may come minutes later (a
+ * Teams user ringing; Timer C, RFC 3261 §16.6, is over 3 min). Nothing new is sent on it.
+ */
+const RENEW_GRACE_MS = 600_000;
 
 export interface TransportLayerOptions {
   listen: ListenSpec[];
@@ -378,7 +382,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
       const opened = this.#openedAt.get(existing);
       const maxAge = this.#opts.maxConnectionAgeMs;
       if (opened === undefined || maxAge <= 0 || this.#clock.now() - opened < maxAge) return existing;
-      // Renewed: what is bound to it (transactions in progress, their ACKs) has 64*T1 to finish.
+      // Renewed: what is bound to it (responses to transactions in progress) still arrives on it.
       this.retire(existing.id, RENEW_GRACE_MS);
     }
     const pending = this.#connecting.get(key);

@@ -266,6 +266,7 @@ describe('TransportLayer over TCP', () => {
     const srv = await layer();
     const srvBox = collect(srv);
     const cli = await layer(CLI, { maxConnectionAgeMs: 300 });
+    const cliBox = collect(cli);
     const dest = { protocol: 'tcp' as const, host: SRV, port: srv.listenPoints()[0]!.port };
     const mk = (n: number): SipRequest =>
       new SipRequest('OPTIONS', `sip:${SRV}`, [
@@ -286,8 +287,11 @@ describe('TransportLayer over TCP', () => {
     const got = [await srvBox.next(), await srvBox.next(), await srvBox.next(), await srvBox.next()];
     expect(got.map((g) => g.msg.callId)).toEqual(['age-1', 'age-2', 'age-3', 'age-4']);
     expect(new Set(got.map((g) => g.flow.connectionId)).size).toBe(2);
-    // The retired connection is still open (closed after 64*T1), so a late response on it arrives.
+    // The retired connection is still open (closed after 10 min): a late response on it arrives.
     expect(srv.stats.connectionsOpen).toBe(2);
+    await srv.sendResponse(responseTo(got[0]!.msg), got[0]!.flow);
+    const late = await cliBox.next();
+    expect([late.msg.callId, late.flow.connectionId]).toEqual(['age-1', f1.connectionId]);
   });
 
   it('honours the RFC 5923 Via alias parameter for requests towards the advertised port', async () => {
