@@ -52,6 +52,13 @@ export function historyInfoToDiversion(values: string[]): string | undefined {
  * Teams → PSTN (teams-direct-routing.md §5): the tenant comes from the Request-URI host; the
  * call goes to the tenant's carrier targets in priority order.
  */
+/** Lower-case host of a URI or name-addr (`<sip:+1425…@host;user=phone>;tag=…`). */
+function uriHost(v: string): string {
+  const lt = v.indexOf('<');
+  const uri = lt >= 0 ? v.slice(lt + 1) : v;
+  return uri.replace(/^sips?:/i, '').replace(/^[^@>]*@/, '').split(/[:;?>]/)[0]!.trim().toLowerCase();
+}
+
 export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any): Promise<void> {
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'outbound' });
@@ -62,7 +69,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     if (!pending.canceled) sendFailure(res, status, why, retryAfter, extra);
   };
   // §5.3: the tenant is the Request-URI host (the derived trunk FQDN Teams dialled).
-  const host = String(req.uri).replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
+  const host = uriHost(String(req.uri));
   const tenant = ctx.tenants.byFqdn(host);
   if (!tenant) return reject(403, reason(21, `No trunk config was found for ${host}`));
   log = log.child({ tenant: tenant.id });
@@ -70,6 +77,15 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const contact = `<sip:${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>`;
   const teamsHeaders = { Contact: contact, Allow: teamsAllow(tenant.teams.advertiseRefer), 'X-MS-SBC': ctx.config.teams.sbcHeader };
   if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'), undefined, teamsHeaders);
+  // §5.3: "check the To host for consistency". One naming another tenant's trunk is refused (the
+  // call would be billed to one customer and meant for another); any other difference is
+  // logged, and the Request-URI wins.
+  const toHost = uriHost(String(req.get('To') ?? ''));
+  if (toHost && toHost !== host) {
+    const named = ctx.tenants.byFqdn(toHost);
+    if (named && named.id !== tenant.id) return reject(403, reason(21, `To host ${toHost} is another trunk than the Request-URI's`), undefined, teamsHeaders);
+    log.warn({ requestUriHost: host, toHost }, 'Teams INVITE: the To host differs from the Request-URI host; routed by the Request-URI');
+  }
   // §6.7 / RFC 3891 §3: INVITE with Replaces takes over an existing call (no new admission);
   // "If no match is found, the UAS rejects the INVITE and returns a 481".
   if (req.has('Replaces')) {

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
-import { type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
+import { type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
 import { carrierCall, expectSippOk, finalStatuses, header, received, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
@@ -64,6 +64,22 @@ describe('Teams → PSTN: routing by Request-URI host', () => {
     const res = await call.waitForFinal();
     expect(res.status).toBe(403);
     expect(res.get('reason')).toMatch(/^Q\.850;cause=21;text="No trunk config was found/);
+  });
+
+  it('§5.3: a To host naming another tenant\'s trunk gets 403; a To host that is no trunk is logged and the Request-URI routes the call', async () => {
+    const uriTo = (to: string) => `sip:${to}@${ACME}:${h.config.teams.signalingPort};user=phone;transport=tls`;
+    const crossed = h.ft.originate({ to: '+442079460127', tenant: 'plain.customers.example.net', requestUri: uriTo('+442079460127') });
+    const res = await crossed.waitForFinal();
+    expect(res.status).toBe(403);
+    expect(res.get('reason')).toMatch(/^Q\.850;cause=21;text="To host plain\.customers\.example\.net is another trunk/);
+
+    const warned = logged(h, /the To host differs from the Request-URI host/).length;
+    const t1 = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460128', tenant: 'sbc.customers.example.net', requestUri: uriTo('+442079460128') });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect(logged(h, /the To host differs from the Request-URI host/)).toHaveLength(warned + 1);
+    expect((await call.bye()).status).toBe(200);
+    expectSippOk(await t1.done);
   });
 
   it('a disabled tenant gets 403', async () => {
