@@ -184,6 +184,17 @@ describe('PSTN → Teams: proxy failover', () => {
     expect(callsTo('sip2')).toBe(s2 + 1);
   });
 
+  it('408 from sip and 500 from sip2 → sip3 answers (§1.1: sip, sip2, sip3 in turn)', async () => {
+    h.ft.script([step.reject(408)], { endpoint: 'sip', times: 1 });
+    h.ft.script([step.reject(500)], { endpoint: 'sip2', times: 1 });
+    h.ft.script([step.answer(20)], { endpoint: 'sip3' });
+    const before = { sip: callsTo('sip'), sip2: callsTo('sip2'), sip3: callsTo('sip3') };
+    const r = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C1, to: '+14255550109' });
+    expectSippOk(r);
+    expect(finalStatuses(r)).toEqual([200]);
+    expect([callsTo('sip'), callsTo('sip2'), callsTo('sip3')]).toEqual([before.sip + 1, before.sip2 + 1, before.sip3 + 1]);
+  });
+
   it('no answer from sip within inviteTimeoutMs → CANCEL to sip, call goes to sip2', async () => {
     h.ft.script([], { endpoint: 'sip', times: 1 });
     h.ft.script([step.answer(20)], { endpoint: 'sip2' });
