@@ -60,6 +60,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
           ...(sc.tls.chainFile ? { chain: readFileSync(sc.tls.chainFile) } : {}),
           ...(sc.tls.caFile ? { ca: readFileSync(sc.tls.caFile) } : {}),
           verifyPeer: sc.tls.verifyPeer,
+          requestClientCert: sc.tls.verifyClients,
         }
       : undefined;
     server = await createDrachtioServer({

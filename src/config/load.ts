@@ -81,6 +81,10 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
     });
     throw new ConfigError(msgs.join('\n'));
   }
+  const tls = (raw as Config).sipServer.tls;
+  if (tls.verifyClients && (!tls.verifyPeer || !tls.caFile)) {
+    throw new ConfigError(`${file ?? 'environment'}: sipServer.tls.verifyClients needs sipServer.tls.verifyPeer: true and a sipServer.tls.caFile to verify client certificates against`);
+  }
   return deepFreeze(raw as Config);
 }
 

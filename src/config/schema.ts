@@ -44,6 +44,11 @@ export const configSchema = {
             chainFile: { type: 'string', default: '' },
             caFile: { type: 'string', default: '' },
             verifyPeer: { type: 'boolean', default: false },
+            verifyClients: {
+              description: 'Inbound TLS: ask every client for a certificate and refuse the connection unless it verifies against caFile (teams-direct-routing §2.11: Teams presents one on every connection it opens). Carriers using TLS on the same listen point must present one too. Needs verifyPeer and caFile.',
+              type: 'boolean',
+              default: false,
+            },
           },
         },
         admin: {
@@ -249,7 +254,7 @@ export interface Config {
     mode: 'embedded' | 'external';
     contacts: string[];
     externalIp: string;
-    tls: { keyFile: string; certFile: string; chainFile: string; caFile: string; verifyPeer: boolean };
+    tls: { keyFile: string; certFile: string; chainFile: string; caFile: string; verifyPeer: boolean; verifyClients: boolean };
     admin: { host: string; port: number; secret: string };
     cdrs: boolean;
     prometheusScrapePort: string;

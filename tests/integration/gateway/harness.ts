@@ -156,7 +156,9 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
         mode: 'embedded',
         contacts,
         admin: { port: 0 },
-        tls: { keyFile: ft.pki.sbc.server.keyPath, certFile: ft.pki.sbc.server.certPath, caFile: ft.pki.teams.ca.certPath, verifyPeer: true },
+        // As docs/operations.md recommends for a Teams-facing listener: Teams' certificate is
+        // verified on the connections it opens too (§2.11).
+        tls: { keyFile: ft.pki.sbc.server.keyPath, certFile: ft.pki.sbc.server.certPath, caFile: ft.pki.teams.ca.certPath, verifyPeer: true, verifyClients: true },
       };
     }
     const base = {

@@ -3,10 +3,12 @@
  * originates over mutual TLS to the tenant FQDN; carrier targets are SIPp UAS on
  * 127.0.6.30 (udp, priority 10), .31 (udp, 20), .32 (tcp, 30).
  */
+import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
-import { type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
+import { GW_IP, GW_TLS_PORT, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
 import { carrierCall, expectSippOk, finalStatuses, header, received, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
@@ -80,6 +82,42 @@ describe('Teams → PSTN: routing by Request-URI host', () => {
     expect(logged(h, /the To host differs from the Request-URI host/)).toHaveLength(warned + 1);
     expect((await call.bye()).status).toBe(200);
     expectSippOk(await t1.done);
+  });
+
+  it('§2.11: a TLS client without a certificate, or with one Teams\' roots do not sign, is refused before any SIP (the fake Teams, with its certificate, gets through in every test)', async () => {
+    const options = (n: number) =>
+      [
+        `OPTIONS sip:${ACME}:${GW_TLS_PORT};transport=tls SIP/2.0`,
+        `Via: SIP/2.0/TLS 127.0.5.9:5061;branch=z9hG4bK-nocert-${n};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:sip.pstnhub.microsoft.com>;tag=nocert${n}`,
+        `To: <sip:${ACME}>`,
+        `Call-ID: nocert-${n}@127.0.5.9`,
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+    const attempt = (n: number, cert?: { key: string; cert: string }) =>
+      new Promise<{ data: string; ms: number }>((resolve) => {
+        const t0 = Date.now();
+        let data = '';
+        const raw = net.connect({ host: GW_IP, port: GW_TLS_PORT, localAddress: '127.0.5.9' }); // a Teams source address
+        const sock = tls.connect({ socket: raw, servername: ACME, ca: h.ft.pki.sbc.ca.cert, minVersion: 'TLSv1.2', ...(cert ?? {}) });
+        const timer = setTimeout(() => sock.destroy(), 3000);
+        sock.on('secureConnect', () => sock.write(options(n)));
+        sock.on('data', (d: Buffer) => (data += d.toString()));
+        sock.on('error', () => undefined);
+        sock.on('close', () => {
+          clearTimeout(timer);
+          resolve({ data, ms: Date.now() - t0 });
+        });
+      });
+    for (const [n, cert] of [[1, undefined], [2, { key: h.ft.pki.sbc.client.key, cert: h.ft.pki.sbc.client.cert }]] as const) {
+      const r = await attempt(n, cert);
+      expect(r.data).toBe('');
+      expect(r.ms).toBeLessThan(2500); // closed by the gateway, not by our timer
+    }
   });
 
   it('a disabled tenant gets 403', async () => {

@@ -62,5 +62,15 @@ describe('gateway config', () => {
     expect(() => loadConfig(f, {})).toThrow(/calls\.ringGroups: ring groups moved to the tenant config/);
     expect(() => loadConfig(f, {})).toThrow(`${f}: calls.ringGroup: unknown setting`);
   });
-});
 
+  it('sipServer.tls.verifyClients needs verifyPeer and caFile; the error names the file and the field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(dir, 'tls.yaml');
+    writeFileSync(f, 'sipServer:\n  tls:\n    verifyClients: true\n');
+    expect(() => loadConfig(f, {})).toThrow(`${f}: sipServer.tls.verifyClients needs sipServer.tls.verifyPeer: true and a sipServer.tls.caFile`);
+    writeFileSync(f, 'sipServer:\n  tls:\n    verifyClients: true\n    verifyPeer: true\n');
+    expect(() => loadConfig(f, {})).toThrow(`${f}: sipServer.tls.verifyClients needs`);
+    writeFileSync(f, 'sipServer:\n  tls:\n    verifyClients: true\n    verifyPeer: true\n    caFile: /etc/ssl/teams-roots.pem\n');
+    expect(loadConfig(f, {}).sipServer.tls.verifyClients).toBe(true);
+  });
+});
