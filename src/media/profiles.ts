@@ -257,8 +257,9 @@ const isVoice = (c: string) => !isDtmf(c) && lower(c) !== 'cn';
 
 /**
  * The codecs allowed toward a leg: its profile's allow-list narrowed by a per-call one (a
- * tenant can narrow, never widen), minus its strip list, telephone-event always kept.
- * Undefined when neither gives a list.
+ * tenant can narrow, never widen), minus its strip list; telephone-event always kept (§7.7),
+ * and comfort noise kept when offered unless the leg's profile leaves it out (§7.8: Teams
+ * supports CN; a tenant's codec list names voice codecs only). Undefined when neither gives a list.
  */
 function allowedToward(leg: LegProfile, override: string[] | undefined): string[] | undefined {
   let allow = override ?? leg.codecs.allow;
@@ -269,6 +270,8 @@ function allowedToward(leg: LegProfile, override: string[] | undefined): string[
   if (!allow) return undefined;
   const out = allow.filter((c) => !listed(leg.codecs.strip, c));
   if (!out.some(isDtmf)) out.push(DTMF_CODEC);
+  const cnOk = !listed(leg.codecs.strip, 'CN') && (!leg.codecs.allow || listed(leg.codecs.allow, 'CN'));
+  if (cnOk && !listed(out, 'CN')) out.push('CN');
   return out;
 }
 

@@ -254,6 +254,16 @@ describe('PSTN → Teams (carrier offers)', () => {
     const toTeams = await s.offer('carrier', carrierOffer(carrier.port));
     expect(codecNames(toTeams)).toEqual(['PCMA', 'telephone-event']);
   });
+
+  it('comfort noise (§7.8) passes a tenant codec list both ways when offered', async () => {
+    seq++;
+    const s = pool.createSession({ callId: `media-test-${process.pid}-${seq}`, fromTag: `tag-${seq}`, codecs: ['PCMU', 'PCMA'] });
+    sessions.push(s);
+    const toTeams = await s.offer('carrier', carrierOffer(carrier.port, { codecs: [[0, 'PCMU/8000'], [13, 'CN/8000'], [101, 'telephone-event/8000']] }));
+    expect(codecNames(toTeams)).toEqual(['PCMU', 'CN', 'telephone-event']);
+    const toCarrier = await s.answer('teams', teamsSdp(teams.port, [newSdesKey(1).line], { pts: [0, 13, 101] }));
+    expect(codecNames(toCarrier)).toEqual(['PCMU', 'CN', 'telephone-event']);
+  });
 });
 
 describe('transcoding (teams-direct-routing.md §7.10)', () => {

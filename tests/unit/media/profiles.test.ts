@@ -45,27 +45,30 @@ describe('media flag profiles (data → ng dictionaries)', () => {
     expect(fromCarrier.SDES).toEqual(otherSuites);
   });
 
-  it('a per-tenant allow-list becomes strip all + except, telephone-event always kept, stripped codecs never re-allowed', () => {
+  it('a per-tenant allow-list becomes strip all + except, telephone-event and comfort noise always kept, stripped codecs never re-allowed', () => {
     const p = buildOfferParams(defaults, 'teams', { codecs: { carrier: ['PCMA', 'SILK', 'G729'] } });
-    expect(p.codec).toEqual({ strip: ['all'], except: ['PCMA', 'G729', 'telephone-event'] });
+    expect(p.codec).toEqual({ strip: ['all'], except: ['PCMA', 'G729', 'telephone-event', 'CN'] });
     // Toward Teams a tenant list is intersected with the Teams codec set: it narrows, never widens.
     const q = buildOfferParams(defaults, 'carrier', { codecs: { teams: ['AMR', 'PCMU', 'telephone-event'] } });
-    expect(q.codec).toEqual({ strip: ['all'], except: ['PCMU', 'telephone-event'] });
+    expect(q.codec).toEqual({ strip: ['all'], except: ['PCMU', 'telephone-event', 'CN'] });
+    // A profile that strips CN keeps it out.
+    const noCn = mergeMediaProfiles(DEFAULT_MEDIA_PROFILES, { carrier: { codecs: { strip: ['SILK', 'CN'] } } });
+    expect(buildOfferParams(noCn, 'teams', { codecs: { carrier: ['PCMA'] } }).codec).toEqual({ strip: ['all'], except: ['PCMA', 'telephone-event'] });
   });
 
   it('a call that may transcode (§7.10): an offer with none of the target codecs has its own masked (decoded, not passed on) and the targets added by transcoding; one with a target codec is stripped as usual', () => {
     const gsm = buildOfferParams(defaults, 'carrier', { codecs: { carrier: ['PCMU', 'PCMA'], teams: ['PCMU', 'PCMA'] }, transcode: { offered: ['GSM', 'telephone-event'] } });
     expect(gsm.codec).toEqual({ mask: ['GSM'], transcode: ['PCMU', 'PCMA'] });
     const pcma = buildOfferParams(defaults, 'carrier', { codecs: { teams: ['PCMU', 'PCMA'] }, transcode: { offered: ['G729', 'PCMA', 'telephone-event'] } });
-    expect(pcma.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event'] });
+    expect(pcma.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event', 'CN'] });
     // A re-offer from Teams toward a carrier that has used only GSM: GSM again, by transcoding;
     // rtpengine may decode only what the tenant allows on Teams' leg, so its answer to Teams is G.711.
     const tenant = { carrier: ['PCMU', 'PCMA'], teams: ['PCMU', 'PCMA'] };
     const hold = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'G722', 'PCMU', 'PCMA', 'CN', 'telephone-event'], answererUses: ['GSM', 'telephone-event'] } });
-    expect(hold.codec).toEqual({ strip: ['SILK', 'G722', 'CN'], transcode: ['GSM'] });
+    expect(hold.codec).toEqual({ strip: ['SILK', 'G722'], transcode: ['GSM'] });
     // The same toward a carrier that used PCMU: nothing transcoded.
     const plain = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'PCMU', 'telephone-event'], answererUses: ['PCMU'] } });
-    expect(plain.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event'] });
+    expect(plain.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event', 'CN'] });
   });
 
   it('offeredAudioCodecs: the first audio stream\'s encodings in m= order as written, static payload types named', () => {
