@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
 import { RtpSocket, SrtpContext, buildRtp, parseRtp } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, startTarget } from './sipp-gateway.js';
+import { carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, receivedSoFar, startTarget } from './sipp-gateway.js';
+import { waitFor } from '../../helpers/net.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -109,6 +110,38 @@ describe('DTMF (RFC 4733) through the gateway', () => {
     await send(teamsSock, digits, { address: gw.address!, port: gw.port }, (p) => enc.protect(p));
     const got = (await carrierSock.waitFor(6, { timeoutMs: 5000, filter: (d) => isRtp(d) && parseRtp(d.data).payload.length === 4 })).map((d) => parseRtp(d.data).payload);
     expect(got).toEqual(digits.map((b) => parseRtp(b).payload));
+    expect(call.state).toBe('early');
+    await call.answer();
+    await call.waitForAck();
+    expect((await call.bye()).status).toBe(200);
+    expectSippOk(await sipp.done);
+  });
+
+  it('PSTN → Teams call in early media: digits from the caller reach Teams before the answer (a Teams IVR or voicemail menu)', async () => {
+    const C = CARRIER_IPS[5];
+    const carrierSock = await RtpSocket.open(C);
+    const teamsSock = await RtpSocket.open('127.0.5.1');
+    sockets.push(carrierSock, teamsSock);
+    const mark = h.ft.calls.length;
+    h.ft.script([step.ringing(0)]);
+    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550148', rtp: { ip: C, port: carrierSock.port } });
+    const call = await h.nextCall(mark);
+    const ptTeams = tePt(call.offer!.raw)!;
+    expect(ptTeams, 'telephone-event in the offer to Teams').toBeDefined();
+    await call.progress({ media: { address: '127.0.5.1', port: teamsSock.port } });
+    // The 183 with rtpengine's carrier side reaches the carrier: its telephone-event and address.
+    await waitFor(() => receivedSoFar(sipp.dir, /^SIP\/2\.0 183/).length > 0, { what: 'the 183 at the carrier' });
+    const sdp183 = receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!.split(/\r?\n\r?\n/).slice(1).join('\n\n');
+    const ours = audioOf(parseSdp(sdp183))!;
+    const ptCarrier = tePt(sdp183)!;
+    expect(ptCarrier, 'telephone-event in the 183 to the carrier').toBeDefined();
+    await new Promise((r) => setTimeout(r, 300));
+    const digits = dtmfPackets(7, 0x7e1e0004, ptCarrier, 5000);
+    await send(carrierSock, digits, { address: ours.address!, port: ours.port });
+    const dec = SrtpContext.fromInline(call.media().gateway!.crypto!.key!);
+    const got = (await teamsSock.waitFor(6, { timeoutMs: 5000, filter: (d) => isRtp(d) && d.data.readUInt32BE(8) === 0x7e1e0004 })).map((d) => parseRtp(dec.unprotect(d.data)));
+    expect(got.map((p) => p.payloadType)).toEqual(digits.map(() => ptTeams));
+    expect(got.map((p) => p.payload)).toEqual(digits.map((b) => parseRtp(b).payload));
     expect(call.state).toBe('early');
     await call.answer();
     await call.waitForAck();
