@@ -8,7 +8,7 @@ import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './f
 import { EarlyLateOffer } from './late-offer.js';
 import { bridgeAnswered, noteReceived } from './mid-call.js';
 import { ringGroupCall } from './ring-group.js';
-import { E164_RE, normalize, userOf } from './numbers.js';
+import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
 import { lateOfferStandIn } from './sdp-rules.js';
 import { UacAttempt } from './uac-attempt.js';
 
@@ -24,7 +24,7 @@ export function teamsFailover(status: number | undefined): boolean {
  * a failover to sip2/sip3 changes the destination, not the Request-URI.
  */
 export function teamsRequestUri(e164: string, primary: { host: string; port: number }): string {
-  return `sip:${e164}@${primary.host}:${primary.port};user=phone`;
+  return `sip:${uriUser(e164)}@${primary.host}:${primary.port};user=phone`;
 }
 
 /**
@@ -128,8 +128,8 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     if (pending.canceled || s.closed) return;
     const sig = ctx.config.teams.signalingPort;
     const headers: Record<string, string> = {
-      From: caller === 'anonymous' ? `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>` : `<sip:${caller}@${tenant.fqdn};user=phone>`,
-      Contact: `<sip:${calledForTeams}@${tenant.fqdn}:${sig};transport=tls>`,
+      From: caller === 'anonymous' ? `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>` : `<sip:${uriUser(caller)}@${tenant.fqdn};user=phone>`,
+      Contact: `<sip:${uriUser(calledForTeams)}@${tenant.fqdn}:${sig};transport=tls>`,
       'X-MS-SBC': ctx.config.teams.sbcHeader,
       Allow: teamsAllow(tenant.teams.advertiseRefer),
       'Max-Forwards': '70',
@@ -156,7 +156,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     }
     const primary = ctx.teamsProxies.list()[0]!;
     const uri = teamsRequestUri(calledForTeams, primary);
-    headers.To = `<sip:${calledForTeams}@${primary.host};user=phone>`;
+    headers.To = `<sip:${uriUser(calledForTeams)}@${primary.host};user=phone>`;
     let sent183 = false;
     let provisional = false;
     let lastStatus: number | undefined;

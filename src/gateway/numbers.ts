@@ -24,6 +24,15 @@ export function userOf(uri: string | undefined): string | undefined {
   return u.replace(/[\s().-]/g, '');
 }
 
+/**
+ * A number as the user part of a SIP URI we send: RFC 3261 §25.1 allows unreserved and
+ * user-unreserved characters there, everything else is %-escaped (a dialled `#`, which Teams
+ * sends unescaped, §5.7, reaches a carrier as `%23`). The inverse of userOf()'s unescaping.
+ */
+export function uriUser(user: string): string {
+  return user.replace(/[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/gu, (c) => encodeURIComponent(c));
+}
+
 export const E164_RE = /^\+[1-9]\d{1,14}$/;
 
 /** Best-effort E.164 of a dialled/calling string: already E.164, or digits with a leading +. */

@@ -7,9 +7,8 @@ import { earlyCarrierOffer } from './carrier-leg.js';
 import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
 import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
-import { E164_RE } from './numbers.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
-import { normalize, userOf } from './numbers.js';
+import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
 import { type AttemptResult, UacAttempt } from './uac-attempt.js';
 
 /** Carrier failover verdict: next target on timeout, 408 or 5xx; stop on 486, 603 and other 4xx/6xx. */
@@ -118,7 +117,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   s.tenant = tenant;
   s.pstnNumber = tenantNumber;
   // Requests to Teams need a +E.164 user in Contact (§4.3); responses carry the bare FQDN.
-  s.teamsContact = E164_RE.test(tenantNumber) ? `<sip:${tenantNumber}@${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>` : contact;
+  s.teamsContact = E164_RE.test(tenantNumber) ? `<sip:${uriUser(tenantNumber)}@${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>` : contact;
   if (targets[0]) s.carrier = targets[0].carrier.name;
   s.holdAdmission(ctx.admission, tenant.id, callId);
   ctx.calls.add(s);
@@ -155,11 +154,11 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       const number = normalize(tenantNumber, carrier.normalization.outbound);
       const callerNum = fromUser === 'anonymous' ? 'anonymous' : normalize(fromUser, carrier.normalization.outbound);
       const tparam = target.transport === 'udp' ? '' : `;transport=${target.transport}`;
-      const uri = `sip:${number}@${target.host}:${target.port}${tparam}`;
+      const uri = `sip:${uriUser(number)}@${target.host}:${target.port}${tparam}`;
       const headers: Record<string, string> = {
-        From: `<sip:${callerNum}@localhost>`,
-        To: `<sip:${number}@${target.host}>`,
-        Contact: `<sip:${callerNum}@localhost>`,
+        From: `<sip:${uriUser(callerNum)}@localhost>`,
+        To: `<sip:${uriUser(number)}@${target.host}>`,
+        Contact: `<sip:${uriUser(callerNum)}@localhost>`,
       };
       // RFC 3262 §4: we PRACK reliable 18x from carriers (drachtio-srf does on RSeq); 100rel
       // stays on this leg (§4.17), the 18x go to Teams unreliably.

@@ -14,6 +14,7 @@ import { callAnswered, noteReceived, noteSent, wireLeg } from './mid-call.js';
 import { inviteTeams } from './teams-invite.js';
 import { teamsRequestUri } from './inbound.js';
 import type { UacAttempt } from './uac-attempt.js';
+import { uriUser } from './numbers.js';
 
 // drachtio-fn-b2b-sugar is CommonJS without types (like drachtio-srf, loaded the same way in main.ts).
 const { Simring } = createRequire(import.meta.url)('drachtio-fn-b2b-sugar') as { Simring: new (req: any, res: any, uris: string[], opts: any, notifiers?: any) => { start(uris: string[], opts?: any): Promise<{ uas: SrfDialog; uac: SrfDialog }>; addUri(uri: string, opts?: any): void; logger: any } };
@@ -42,7 +43,7 @@ function memberHeaders(h: Record<string, string>, number: string, primaryHost: s
   // finds these exact keys.
   const { From, To, ...rest } = h;
   void To;
-  return { ...rest, from: From ?? '', to: `<sip:${number}@${primaryHost};user=phone>` };
+  return { ...rest, from: From ?? '', to: `<sip:${uriUser(number)}@${primaryHost};user=phone>` };
 }
 
 export async function ringGroupCall(ctx: GatewayContext, o: RingGroupCall): Promise<void> {
@@ -162,7 +163,7 @@ async function oneMember(
     if (o.pending.canceled || s.closed) attempt?.cancel();
   }, 100);
   try {
-    const headers = { ...o.headers, To: `<sip:${number}@${primary.host};user=phone>` };
+    const headers = { ...o.headers, To: `<sip:${uriUser(number)}@${primary.host};user=phone>` };
     const r = await inviteTeams(ctx, {
       uri: teamsRequestUri(number, primary),
       headers,

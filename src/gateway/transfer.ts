@@ -11,6 +11,7 @@ import { directionOf, pinOf, towardTeams, withDirection } from './sdp-rules.js';
 import { inviteTeams } from './teams-invite.js';
 import { TransferRingback } from './transfer-ringback.js';
 import type { UacAttempt } from './uac-attempt.js';
+import { uriUser } from './numbers.js';
 
 /** The URI inside a Refer-To value, without header parameters (RFC 3515 §2.1, RFC 3261 §19.1.5). */
 export function referTarget(referTo: string): string {
@@ -73,9 +74,9 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
   const pstn = s.pstnNumber && s.pstnNumber !== 'anonymous' ? s.pstnNumber : undefined;
   // §6.5: every §4 rule for Teams-bound INVITEs: tenant FQDN Contact, SDP offer, no Replaces.
   const headers: Record<string, string> = {
-    From: pstn ? `<sip:${pstn}@${tenant.fqdn};user=phone>` : `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>`,
+    From: pstn ? `<sip:${uriUser(pstn)}@${tenant.fqdn};user=phone>` : `"Anonymous" <sip:anonymous@${tenant.fqdn};user=phone>`,
     To: `<${uri}>`,
-    Contact: pstn ? `<sip:${pstn}@${tenant.fqdn}:${sig};transport=tls>` : (s.teamsContact ?? `<sip:${tenant.fqdn}:${sig};transport=tls>`),
+    Contact: pstn ? `<sip:${uriUser(pstn)}@${tenant.fqdn}:${sig};transport=tls>` : (s.teamsContact ?? `<sip:${tenant.fqdn}:${sig};transport=tls>`),
     'X-MS-SBC': ctx.config.teams.sbcHeader,
     Allow: teamsAllow(tenant.teams.advertiseRefer),
     Supported: 'timer',

@@ -120,6 +120,19 @@ describe('Teams → PSTN: routing by Request-URI host', () => {
     }
   });
 
+  it('§5.7: a number with an unescaped # from Teams is accepted, and reaches the carrier escaped (%23, RFC 3261 §25.1)', async () => {
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460123#55', tenant: ACME });
+    expect(call.invite.uri).toContain('+442079460123#55@');
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    const inv = invitesAt(r)[0]!;
+    expect(inv.split(/\r?\n/)[0]).toBe('INVITE sip:442079460123%2355@127.0.6.30:5060 SIP/2.0');
+    expect(header(inv, 'To')).toMatch(/^<sip:442079460123%2355@127\.0\.6\.30>/);
+  });
+
   it('a disabled tenant gets 403', async () => {
     const call = h.ft.originate({ to: '+442079460123', tenant: 'gone.customers.example.net' });
     const res = await call.waitForFinal();

@@ -1,5 +1,7 @@
+/** Values the gateway writes on the wire: Q.850 causes toward carriers, number user parts. */
 import { describe, expect, it } from 'vitest';
 import { carrierFailureReason, reason } from '../../../src/gateway/context.js';
+import { uriUser, userOf } from '../../../src/gateway/numbers.js';
 
 describe('carrierFailureReason (teams-direct-routing §1.9, RFC 3398 §8.2.6.1, RFC 3326)', () => {
   it('maps a failure without a Q.850 cause: 486 is user busy (17), not 34; 603 call rejected (21); 404 unallocated (1)', () => {
@@ -14,5 +16,15 @@ describe('carrierFailureReason (teams-direct-routing §1.9, RFC 3398 §8.2.6.1, 
     expect(carrierFailureReason(486, 'SIP;cause=486')).toBe(`${reason(17, 'User busy')}, SIP;cause=486`);
     expect(carrierFailureReason(487, undefined)).toBeUndefined();
     expect(carrierFailureReason(487, 'SIP;cause=487')).toBe('SIP;cause=487');
+  });
+});
+
+describe('uriUser (RFC 3261 §25.1 user part)', () => {
+  it('escapes what a user part cannot hold and keeps what it can; userOf undoes it', () => {
+    expect(uriUser('+442079460123#55')).toBe('+442079460123%2355');
+    expect(uriUser('*86#')).toBe('*86%23');
+    expect(uriUser("+1-425_555.0100!~*'()&=$,;?/")).toBe("+1-425_555.0100!~*'()&=$,;?/");
+    expect(uriUser('a b@c:d%')).toBe('a%20b%40c%3Ad%25');
+    expect(userOf(`sip:${uriUser('+442079460123#55')}@carrier.example`)).toBe('+442079460123#55');
   });
 });
