@@ -88,6 +88,15 @@ describe('PSTN → Teams: call setup and teardown', () => {
     expect(inv.getAll('contact')[0]).toBe('<sip:+442071838123@acme.customers.example.net:5061;transport=tls>');
   });
 
+  it('§4.2: a caller with neither an E.164 From nor a P-Asserted-Identity reaches Teams as Anonymous (at the tenant FQDN), the call completes', async () => {
+    h.ft.script([step.answer(20)]);
+    const r = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C2, to: '+14255550115', fromUser: 'anonymous' });
+    expectSippOk(r);
+    const inv = h.ft.calls.at(-1)!.invite;
+    expect(inv.get('from')).toMatch(/^"Anonymous" <sip:anonymous@acme\.customers\.example\.net;user=phone>;tag=/);
+    expect(h.ft.violations).toEqual([]);
+  });
+
   it('a tenant that does not advertise REFER gets an Allow without REFER', async () => {
     h.ft.script([step.answer(20)]);
     const r = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C1, to: '+14255550301' });

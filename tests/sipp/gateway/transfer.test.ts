@@ -116,6 +116,22 @@ describe('REFER from Teams (gateway as transferee, §6.3–§6.6)', () => {
     expectSippOk(await sipp.done);
   });
 
+  it('§4.7: a Refer-To with an embedded Replaces: the new INVITE to Teams carries neither the ?Replaces part nor a Replaces header', async () => {
+    const { sipp, call } = await answeredInboundCall('+14255550163');
+    const mark = h.ft.calls.length;
+    const referTo = '<sip:+15550009998@sip.pstnhub.microsoft.com;user=phone?Replaces=abc%40teams.example%3Bto-tag%3D1%3Bfrom-tag%3D2>';
+    expect((await call.refer({ referTo })).response.status).toBe(202);
+    const call2 = await h.nextCall(mark);
+    expect(call2.invite.uri).toBe('sip:+15550009998@sip.pstnhub.microsoft.com;user=phone');
+    expect(call2.invite.has('replaces')).toBe(false);
+    await call2.answer();
+    await call2.waitForAck();
+    await call.waitForNotify(200);
+    expect((await call.bye()).status).toBe(200);
+    expect((await call2.bye()).status).toBe(200);
+    expectSippOk(await sipp.done);
+  });
+
   it('transfer target rejects (486): NOTIFY 486 ends the subscription, the call stays on the old leg', async () => {
     const { sipp, call } = await answeredInboundCall('+14255550162');
     const mark = h.ft.calls.length;
