@@ -17,6 +17,21 @@ export function carrierFailover(status: number | undefined): boolean {
   return status === 408 || (status >= 500 && status < 600);
 }
 
+/**
+ * The status Teams gets when every carrier target failed. §1.11: Teams re-routes the call (to
+ * another SBC) only on 408, 503 and 504, and only when it saw no 18x. So a carrier-side failure
+ * (another 5xx, no answer at the transport, a 422 about the carrier leg's own session timer)
+ * becomes 503 while Teams can still re-route; after an 18x it goes as it came (a 422 as 500: a
+ * 422 without Min-SE would be malformed, RFC 4028 §9). A 4xx or 6xx is the far end's answer.
+ */
+export function teamsFailureStatus(last: number | undefined, provisionalSent: boolean): number {
+  if (last === undefined || last < 300) return 503;
+  const carrierSide = last === 422 || (last >= 500 && last < 600 && last !== 503 && last !== 504);
+  if (!carrierSide) return last;
+  if (!provisionalSent) return 503;
+  return last === 422 ? 500 : last;
+}
+
 /** The tenant's carrier targets in order: trunk priority, then target priority. */
 export function carrierTargets(ctx: GatewayContext, tenant: Tenant): { carrier: Carrier; target: CarrierTarget }[] {
   const out: { carrier: Carrier; target: CarrierTarget }[] = [];
@@ -251,10 +266,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       if (!carrierFailover(lastStatus)) break;
     }
     if (pending.canceled || s.closed) return;
-    // A 422 concerns the carrier leg's session timer only: never passed to Teams (its INVITE's
-    // interval was accepted, and a 422 without Min-SE would be malformed, RFC 4028 §9).
-    if (lastStatus === 422) lastStatus = 500;
-    await fail(lastStatus !== undefined && lastStatus >= 300 ? lastStatus : 503, lastReason);
+    await fail(teamsFailureStatus(lastStatus, provisional), lastReason);
 
     async function relay(p: any): Promise<void> {
       if (p.status <= 100 || pending.canceled || res.finalResponseSent) return;

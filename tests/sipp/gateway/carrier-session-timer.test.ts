@@ -280,11 +280,11 @@ describe('Teams → PSTN: our INVITE to the carrier (RFC 4028 §7)', () => {
     expect(seq(second)).toBe(seq(first) + 1);
   });
 
-  it('a second 422 is not retried again: Teams gets 500 (a 422 belongs to the carrier leg)', async () => {
+  it('a second 422 is not retried again: Teams gets 503, never the 422 (it belongs to the carrier leg; a carrier-side failure Teams may re-route, §1.11)', async () => {
     fastCarrierTimers({ sessionExpires: 4 });
     const target = await startTarget({ scenario: 'target-timer-422-twice.xml', ip: T1, keys: { min_se: 6 } });
     const call = h.ft.originate({ to: '+442079460162', tenant: ACME });
-    expect((await call.waitForFinal()).status).toBe(500);
+    expect((await call.waitForFinal()).status).toBe(503);
     const r = await target.done;
     expectSippOk(r);
     expect(received(r, /^INVITE /)).toHaveLength(2);

@@ -179,6 +179,21 @@ describe('Teams → PSTN: carrier target priority and failover', () => {
     expectSippOk(await t2.done);
   });
 
+  it('§1.11: every target fails with 502 (before any 18x): Teams gets 503, a code it re-routes on', async () => {
+    const targets = await Promise.all([
+      startTarget({ scenario: 'target-reject-502.xml', ip: T1 }),
+      startTarget({ scenario: 'target-reject-502.xml', ip: T2 }),
+      startTarget({ scenario: 'target-reject-502.xml', ip: TARGET_IPS[2], transport: 't1' }),
+    ]);
+    const call = h.ft.originate({ to: '+442079460129', tenant: ACME });
+    expect((await call.waitForFinal()).status).toBe(503);
+    for (const t of targets) {
+      const r = await t.done;
+      expectSippOk(r);
+      expect(invitesAt(r)).toHaveLength(1);
+    }
+  });
+
   it.each([486, 603, 404])('%i from the first target stops routing: Teams gets it', async (status) => {
     const t1 = await startTarget({ scenario: `target-reject-${status}.xml`, ip: T1 });
     const t2 = await startTarget({ scenario: 'target-answer.xml', ip: T2 });
