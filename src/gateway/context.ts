@@ -41,9 +41,10 @@ const Q850_OF_STATUS: Readonly<Record<number, [number, string]>> = {
   404: [1, 'Unallocated number'], 405: [63, 'Service or option not available'], 406: [79, 'Service or option not implemented'],
   407: [21, 'Call rejected'], 408: [102, 'Recovery on timer expiry'], 410: [22, 'Number changed'], 480: [18, 'No user responding'],
   483: [25, 'Exchange routing error'], 484: [28, 'Invalid number format'], 485: [1, 'Unallocated number'], 486: [17, 'User busy'],
-  488: [65, 'Bearer capability not implemented'], 500: [41, 'Temporary failure'], 502: [38, 'Network out of order'],
+  500: [41, 'Temporary failure'], 501: [79, 'Service or option not implemented'], 502: [38, 'Network out of order'],
   503: [41, 'Temporary failure'], 504: [102, 'Recovery on timer expiry'], 600: [17, 'User busy'], 603: [21, 'Call rejected'],
-  604: [1, 'Unallocated number'], 606: [58, 'Bearer capability not presently available'],
+  604: [1, 'Unallocated number'],
+  // 488 and 606 have no fixed cause (RFC 3398 maps them by their Warning): they keep their Reason.
 };
 
 /**

@@ -55,7 +55,8 @@ export interface MediaSessionOptions {
   /**
    * teams-direct-routing.md §7.10: an offer none of whose codecs is allowed toward the other leg
    * is transcoded to the allowed ones (needs an rtpengine built with transcoding, as Debian's is).
-   * Off: such an offer reaches the other leg with telephone-event only.
+   * Off: such an offer goes on unchanged (rtpengine strips no last codec) and the other leg
+   * usually refuses it.
    */
   transcode?: boolean;
   logger?: MediaLogger;

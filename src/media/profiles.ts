@@ -278,7 +278,8 @@ function allowedToward(leg: LegProfile, override: string[] | undefined): string[
 /**
  * rtpengine's `codec` dictionary toward a leg whose allowed codecs are `allowed`. `t` is set
  * for a call that may transcode (teams-direct-routing.md §7.10): the target codecs are those
- * the answering leg has used (`answererUses`, its last SDP), else the allowed ones. When the
+ * the answering leg has used (`answererUses`, its last SDP; the allowed ones among them if
+ * any), else the allowed ones. When the
  * offer has none of them, rtpengine adds them by transcoding; it may decode the offered codecs
  * allowed on the offering leg, or all of them when none is (they are that leg's own, the reason
  * to transcode): those are masked (received, not passed on), the rest stripped. An offer with a
@@ -289,7 +290,11 @@ function codecDict(toward: LegProfile, allowed: string[] | undefined, t?: Transc
   const dict: NgParams = {};
   const transcode = [...(toward.codecs.transcode ?? [])];
   if (allowed) {
-    const targets = (t?.answererUses?.some(isVoice) ? t.answererUses : allowed).filter(isVoice);
+    // What the answering leg used, narrowed to the allowed codecs when it has any of them
+    // (Teams' offer lists SILK and G722 too); a leg using none of them keeps its own (GSM).
+    const used = (t?.answererUses ?? []).filter(isVoice);
+    const usedAllowed = used.filter((c) => listed(allowed, c));
+    const targets = usedAllowed.length > 0 ? usedAllowed : used.length > 0 ? used : allowed.filter(isVoice);
     if (t && targets.length > 0 && !targets.some((c) => listed(t.offered, c))) {
       const offered = t.offered.filter((c) => !isDtmf(c));
       const fromOfferer = offered.filter((c) => isVoice(c) && (!t.offererAllowed || listed(t.offererAllowed, c)));

@@ -66,6 +66,10 @@ describe('media flag profiles (data → ng dictionaries)', () => {
     const tenant = { carrier: ['PCMU', 'PCMA'], teams: ['PCMU', 'PCMA'] };
     const hold = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'G722', 'PCMU', 'PCMA', 'CN', 'telephone-event'], answererUses: ['GSM', 'telephone-event'] } });
     expect(hold.codec).toEqual({ strip: ['SILK', 'G722'], transcode: ['GSM'] });
+    // A carrier re-offering GSM toward Teams, whose last SDP (its offer) listed SILK, G722 and
+    // G.711: only the allowed ones it used are added.
+    const reoffer = buildOfferParams(defaults, 'carrier', { codecs: tenant, transcode: { offered: ['GSM', 'telephone-event'], answererUses: ['SILK', 'G722', 'PCMU', 'PCMA', 'CN', 'telephone-event'] } });
+    expect(reoffer.codec).toEqual({ mask: ['GSM'], transcode: ['PCMU', 'PCMA'] });
     // The same toward a carrier that used PCMU: nothing transcoded.
     const plain = buildOfferParams(defaults, 'teams', { codecs: tenant, transcode: { offered: ['SILK', 'PCMU', 'telephone-event'], answererUses: ['PCMU'] } });
     expect(plain.codec).toEqual({ strip: ['all'], except: ['PCMU', 'PCMA', 'telephone-event', 'CN'] });
