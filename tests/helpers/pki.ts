@@ -43,6 +43,8 @@ export interface CertSpec {
   selfSigned?: boolean;
   /** Extra subject fields, e.g. { O: 'Example', OU: 'SBC' }. */
   subject?: Record<string, string>;
+  /** An intermediate CA certificate (CA:TRUE, keyCertSign; no SAN or EKU) instead of a leaf. */
+  ca?: boolean;
 }
 
 export interface IssuedCert {
@@ -72,6 +74,8 @@ export interface TestPkiOptions {
   server?: Partial<CertSpec>;
   /** Client cert: default CN 'client.test.invalid', EKU clientAuth. */
   client?: Partial<CertSpec>;
+  /** Sign with this CA (an intermediate issued with `ca: true` by another PKI) instead of a new root. */
+  issuer?: { keyPath: string; certPath: string; cn: string };
 }
 
 function keyArgs(t: KeyType): string[] {
@@ -142,6 +146,14 @@ localityName = optional
 }
 
 function leafExt(spec: CertSpec, isEc: boolean): string {
+  if (spec.ca) {
+    return `[ leaf ]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+`;
+  }
   const sans = (spec.sans ?? [spec.cn]).map(sanEntry);
   const eku = spec.eku ?? ['serverAuth', 'clientAuth'];
   let s = `[ leaf ]
@@ -171,13 +183,15 @@ export async function createTestPki(dir: string, opts: TestPkiOptions = {}): Pro
   await writeFile(join(dir, 'ca.cnf'), caCnf(dir));
   const defaultKey = opts.keyType ?? 'rsa2048';
   const caCn = opts.caCn ?? 'Test SIP CA';
-  const caKeyPath = join(dir, 'ca.key');
-  const caCertPath = join(dir, 'ca.crt');
-  await openssl(
-    ['req', '-x509', '-config', 'req.cnf', '-extensions', 'v3_ca', ...keyArgs(defaultKey), '-nodes', '-keyout', caKeyPath, '-out', caCertPath, '-days', '3650', '-subj', subjectString(caCn)],
-    dir,
-  );
-  const ca = { keyPath: caKeyPath, certPath: caCertPath, key: await readFile(caKeyPath, 'utf8'), cert: await readFile(caCertPath, 'utf8'), cn: caCn };
+  const caKeyPath = opts.issuer?.keyPath ?? join(dir, 'ca.key');
+  const caCertPath = opts.issuer?.certPath ?? join(dir, 'ca.crt');
+  if (!opts.issuer) {
+    await openssl(
+      ['req', '-x509', '-config', 'req.cnf', '-extensions', 'v3_ca', ...keyArgs(defaultKey), '-nodes', '-keyout', caKeyPath, '-out', caCertPath, '-days', '3650', '-subj', subjectString(caCn)],
+      dir,
+    );
+  }
+  const ca = { keyPath: caKeyPath, certPath: caCertPath, key: await readFile(caKeyPath, 'utf8'), cert: await readFile(caCertPath, 'utf8'), cn: opts.issuer?.cn ?? caCn };
   let serial = 0x1000 + Math.floor(Math.random() * 0xffff);
   // `openssl ca` reads and rewrites the serial file and index.txt: concurrent issue() calls
   // must take turns or one reads a half-written serial ("short line").

@@ -105,6 +105,28 @@ describe('TransportLayer over TLS', () => {
     expect(back.flow.connectionId).toBe(flow.connectionId);
   });
 
+  it('sends the intermediate chain (teams-direct-routing §2.9): a client trusting only the root verifies the server; without chain it cannot', async () => {
+    const inter = await pki.issue({ name: 'intermediate', cn: 'Test Intermediate CA', ca: true });
+    const sub = await createTestPki(join(dir, 'sub'), { issuer: { keyPath: inter.keyPath, certPath: inter.certPath, cn: 'Test Intermediate CA' }, server: { sans: [`DNS:${SNI}`, `IP:${SRV}`] } });
+    const handshake = async (t: TlsOptions) => {
+      const tl = await layer(SRV, t);
+      const port = tl.listenPoints()[0]!.port;
+      // The client trusts only the root: it verifies the leaf only if the server sent the intermediate.
+      return new Promise<{ authorized: boolean; error: string | undefined }>((resolve) => {
+        const sock = tls.connect({ host: SRV, port, servername: SNI, ca: pki.ca.cert, rejectUnauthorized: false }, () => {
+          resolve({ authorized: sock.authorized, error: sock.authorizationError?.toString() });
+          sock.destroy();
+        });
+        sock.on('error', (err) => resolve({ authorized: false, error: err.message }));
+      });
+    };
+    const withChain = await handshake({ key: sub.server.key, cert: sub.server.cert, chain: inter.cert });
+    expect(withChain).toMatchObject({ authorized: true, error: undefined });
+    const without = await handshake({ key: sub.server.key, cert: sub.server.cert });
+    expect(without.authorized).toBe(false);
+    expect(without.error).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify the first certificate/i);
+  });
+
   it('without requestClientCert, any TLS client is served and the layer reports it unauthenticated', async () => {
     const srv = await layer(SRV, serverTls());
     const box = collect(srv);
