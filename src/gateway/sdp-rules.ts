@@ -149,6 +149,12 @@ export function legMustBeReoffered(prev: string | undefined, next: string): bool
 /** G.711 and the other static codecs a stand-in offer can list, by name. */
 const STAND_IN_PT: Readonly<Record<string, number>> = { PCMU: 0, PCMA: 8, G722: 9, G729: 18 };
 
+/** Session-level lines of a stand-in SDP (v=, o=, s=, c=, t=) at `address`. */
+function standInSession(address: string): string[] {
+  const ip = address.includes(':') ? 'IP6' : 'IP4';
+  return ['v=0', `o=- ${Date.now()} 1 IN ${ip} ${address}`, 's=-', `c=IN ${ip} ${address}`, 't=0 0'];
+}
+
 /**
  * The carrier-side offer rtpengine is given for a late-offer INVITE (RFC 3261 §13.2.1: the
  * carrier's own offer-less INVITE leaves the answer to it for the ACK). It lists the tenant's
@@ -162,14 +168,9 @@ export function lateOfferStandIn(address: string, codecs: readonly string[] = []
   const wanted = codecs.map((c) => c.toUpperCase()).filter((c) => c in STAND_IN_PT);
   const all = wanted.length > 0 ? [...new Set(wanted)] : ['PCMU', 'PCMA'];
   const list = o.single ? all.slice(0, 1) : all;
-  const ip = address.includes(':') ? 'IP6' : 'IP4';
   const pts = list.map((c) => STAND_IN_PT[c]!);
   return join([
-    'v=0',
-    `o=- ${Date.now()} 1 IN ${ip} ${address}`,
-    's=-',
-    `c=IN ${ip} ${address}`,
-    't=0 0',
+    ...standInSession(address),
     `m=audio 9 RTP/AVP ${[...pts, 101].join(' ')}`,
     ...list.map((c) => `a=rtpmap:${STAND_IN_PT[c]} ${c}/8000`),
     'a=rtpmap:101 telephone-event/8000',
@@ -199,13 +200,8 @@ export function teamsAnswerStandIn(offer: string): string {
   if (!codec) throw new Error('teamsAnswerStandIn: the offer has no audio codec');
   const listed = te ? [codec, te] : [codec];
   const suite = section.map((l) => /^a=crypto:\d+ (\S+) /.exec(l)?.[1]).find(Boolean);
-  const ip = address.includes(':') ? 'IP6' : 'IP4';
   return join([
-    'v=0',
-    `o=- ${Date.now()} 1 IN ${ip} ${address}`,
-    's=-',
-    `c=IN ${ip} ${address}`,
-    't=0 0',
+    ...standInSession(address),
     `m=audio 9 ${proto} ${listed.join(' ')}`,
     ...section.filter((l) => listed.some((pt) => l.startsWith(`a=rtpmap:${pt} `))),
     ...(te ? [`a=fmtp:${te} 0-16`] : []),
