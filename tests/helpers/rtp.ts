@@ -354,13 +354,27 @@ export interface StreamOptions {
 }
 
 /** Sends a G.711 stream (PCMU by default), 160 samples per packet; returns the RTP sent. */
-export async function sendG711Stream(sock: RtpSocket, o: StreamOptions): Promise<Buffer[]> {
+export function sendG711Stream(sock: RtpSocket, o: StreamOptions): Promise<Buffer[]> {
+  return sendStream(sock, o, 0, g711Payload);
+}
+
+/** One 20 ms GSM 06.10 frame: 33 bytes, the 0xD signature nibble first, differing per `n`. */
+export function gsmFrame(n: number): Buffer {
+  return Buffer.from(Array.from({ length: 33 }, (_, k) => (k === 0 ? 0xd0 | (n & 0x0f) : (n * 7 + k * 13) & 0xff)));
+}
+
+/** Sends a GSM stream (payload type 3), 160 samples per packet; returns the RTP sent. */
+export function sendGsmStream(sock: RtpSocket, o: StreamOptions): Promise<Buffer[]> {
+  return sendStream(sock, o, 3, gsmFrame);
+}
+
+async function sendStream(sock: RtpSocket, o: StreamOptions, defaultPt: number, payload: (seq: number) => Buffer): Promise<Buffer[]> {
   const sent: Buffer[] = [];
   const seq0 = o.firstSeq ?? 1000;
   const ts0 = o.firstTimestamp ?? 160_000;
   for (let n = 0; n < o.count; n++) {
     const seq = (seq0 + n) & 0xffff;
-    const rtp = buildRtp({ payloadType: o.payloadType ?? 0, sequenceNumber: seq, timestamp: (ts0 + n * 160) >>> 0, ssrc: o.ssrc, marker: n === 0, payload: g711Payload(seq) });
+    const rtp = buildRtp({ payloadType: o.payloadType ?? defaultPt, sequenceNumber: seq, timestamp: (ts0 + n * 160) >>> 0, ssrc: o.ssrc, marker: n === 0, payload: payload(seq) });
     sent.push(rtp);
     await sock.send(o.transform ? o.transform(rtp) : rtp, o.to.port, o.to.address);
     if (n + 1 < o.count) await new Promise((r) => setTimeout(r, o.ptimeMs ?? 20));

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import sdpTransform from 'sdp-transform';
 import { RtpenginePool, isMediaError, type MediaSession } from '../../../src/media/index.js';
 import { startRtpengine, type RtpengineHandle } from '../../helpers/rtpengine.js';
-import { RtpSocket, SrtpContext, buildRtp, isRtcp, newSdesKey, parseCryptoLines, parseRtp, sendG711Stream, type ReceivedDatagram } from '../../helpers/rtp.js';
+import { RtpSocket, SrtpContext, isRtcp, newSdesKey, parseCryptoLines, parseRtp, sendG711Stream, sendGsmStream, type ReceivedDatagram } from '../../helpers/rtp.js';
 
 const RTPENGINE_IP = '127.0.4.10';
 const CARRIER_IP = '127.0.4.11';
@@ -267,8 +267,6 @@ describe('PSTN → Teams (carrier offers)', () => {
 });
 
 describe('transcoding (teams-direct-routing.md §7.10)', () => {
-  /** One 20 ms GSM 06.10 frame: 33 bytes, the 0xD signature nibble first. */
-  const gsmFrame = (n: number) => Buffer.from(Array.from({ length: 33 }, (_, k) => (k === 0 ? 0xd0 | (n & 0x0f) : (n * 7 + k * 13) & 0xff)));
   /** RTP from rtpengine (not RTCP, not the STUN checks it sends toward Teams' candidate). */
   const rtpFromEngine = (d: ReceivedDatagram) => d.data.length >= 12 && d.data[0]! >> 6 === 2 && !isRtcp(d.data) && d.from.address === RTPENGINE_IP;
   const transcoding = (codecs: string[]) => {
@@ -288,10 +286,7 @@ describe('transcoding (teams-direct-routing.md §7.10)', () => {
 
     // Carrier GSM → Teams: SRTP PCMU (160-byte payloads, a new codec, not the carrier's bytes).
     const rtpeCarrierSide = target(toCarrier);
-    for (let n = 0; n < 25; n++) {
-      await carrier.send(buildRtp({ payloadType: 3, sequenceNumber: 3000 + n, timestamp: 80_000 + n * 160, ssrc: 0x65a0_0001, marker: n === 0, payload: gsmFrame(n) }), rtpeCarrierSide.port, rtpeCarrierSide.address);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await sendGsmStream(carrier, { to: rtpeCarrierSide, count: 25, ssrc: 0x65a0_0001, firstSeq: 3000 });
     const atTeams = await teams.waitFor(10, { timeoutMs: 4000, filter: rtpFromEngine });
     const rtpengineKey = SrtpContext.fromInline(parseCryptoLines(toTeams)[0]!.inline);
     for (const d of atTeams) {

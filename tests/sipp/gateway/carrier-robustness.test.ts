@@ -10,7 +10,7 @@ import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { sleep, waitFor } from '../../helpers/net.js';
 import { RtpSocket, SrtpContext, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, carrierSideAddress, expectSippOk, finalStatuses, header, isRtpDatagram, received, receivedSoFar, startTarget } from './sipp-gateway.js';
+import { bodyOf, carrierCallAsync, carrierSideAddress, expectSippOk, finalStatuses, header, isRtpDatagram, received, receivedSoFar, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -40,7 +40,6 @@ function endpointOf(sdp: string): { address: string; port: number } {
   return { address: a.address!, port: a.port };
 }
 
-const bodyOf = (text: string) => text.split(/\r?\n\r?\n/).slice(1).join('\n\n');
 
 /**
  * Teams' side of a call never changed while the carrier moved its media: it got no in-dialog

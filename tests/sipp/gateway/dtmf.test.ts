@@ -4,10 +4,11 @@
  * RTP toward the carrier, also during early media. Packets are checked, not just SDP.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
+import { type InboundCall, audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
+import type { SippProcess } from '../../helpers/sipp.js';
 import { RtpSocket, SrtpContext, buildRtp, parseRtp } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, receivedSoFar, startTarget } from './sipp-gateway.js';
+import { bodyOf, carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, receivedSoFar, startTarget } from './sipp-gateway.js';
 import { waitFor } from '../../helpers/net.js';
 
 let h: GatewayHarness;
@@ -88,21 +89,37 @@ describe('DTMF (RFC 4733) through the gateway', () => {
     expectSippOk(await target.done);
   });
 
-  it('PSTN → Teams call in early media: digits from Teams (IVR) reach the carrier before the answer', async () => {
-    const C = CARRIER_IPS[4];
-    const carrierSock = await RtpSocket.open(C);
+  /**
+   * A carrier call that Teams rings (180), then answers with early media (183 with SDP); the
+   * offer to Teams carries telephone-event (its payload type returned).
+   */
+  async function earlyMediaCall(carrierIp: string, to: string) {
+    const carrierSock = await RtpSocket.open(carrierIp);
     const teamsSock = await RtpSocket.open('127.0.5.1');
     sockets.push(carrierSock, teamsSock);
     const mark = h.ft.calls.length;
     h.ft.script([step.ringing(0)]);
-    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550147', rtp: { ip: C, port: carrierSock.port } });
+    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: carrierIp, to, rtp: { ip: carrierIp, port: carrierSock.port } });
     const call = await h.nextCall(mark);
-    const offerToTeams = call.offer!;
-    const ptTeams = tePt(offerToTeams.raw);
-    expect(ptTeams, "telephone-event in the offer to Teams").toBeDefined();
+    const ptTeams = tePt(call.offer!.raw);
+    expect(ptTeams, 'telephone-event in the offer to Teams').toBeDefined();
     await call.progress({ media: { address: '127.0.5.1', port: teamsSock.port } });
+    return { carrierSock, teamsSock, sipp, call, ptTeams: ptTeams! };
+  }
+
+  /** Still early; then Teams answers and hangs up, and the carrier's scenario completes. */
+  async function answerEarlyThenHangUp(call: InboundCall, sipp: SippProcess) {
+    expect(call.state).toBe('early');
+    await call.answer();
+    await call.waitForAck();
+    expect((await call.bye()).status).toBe(200);
+    expectSippOk(await sipp.done);
+  }
+
+  it('PSTN → Teams call in early media: digits from Teams (IVR) reach the carrier before the answer', async () => {
+    const { carrierSock, teamsSock, sipp, call, ptTeams } = await earlyMediaCall(CARRIER_IPS[4], '+14255550147');
     const gw = audioOf(call.offer!)!;
-    const pt = ptTeams!;
+    const pt = ptTeams;
     const enc = SrtpContext.fromInline(call.local!.key);
     // Let the gateway hand the 183's SDP to rtpengine (asynchronously) before the first packet.
     await new Promise((r) => setTimeout(r, 300));
@@ -110,28 +127,14 @@ describe('DTMF (RFC 4733) through the gateway', () => {
     await send(teamsSock, digits, { address: gw.address!, port: gw.port }, (p) => enc.protect(p));
     const got = (await carrierSock.waitFor(6, { timeoutMs: 5000, filter: (d) => isRtp(d) && parseRtp(d.data).payload.length === 4 })).map((d) => parseRtp(d.data).payload);
     expect(got).toEqual(digits.map((b) => parseRtp(b).payload));
-    expect(call.state).toBe('early');
-    await call.answer();
-    await call.waitForAck();
-    expect((await call.bye()).status).toBe(200);
-    expectSippOk(await sipp.done);
+    await answerEarlyThenHangUp(call, sipp);
   });
 
   it('PSTN → Teams call in early media: digits from the caller reach Teams before the answer (a Teams IVR or voicemail menu)', async () => {
-    const C = CARRIER_IPS[5];
-    const carrierSock = await RtpSocket.open(C);
-    const teamsSock = await RtpSocket.open('127.0.5.1');
-    sockets.push(carrierSock, teamsSock);
-    const mark = h.ft.calls.length;
-    h.ft.script([step.ringing(0)]);
-    const sipp = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: C, to: '+14255550148', rtp: { ip: C, port: carrierSock.port } });
-    const call = await h.nextCall(mark);
-    const ptTeams = tePt(call.offer!.raw)!;
-    expect(ptTeams, 'telephone-event in the offer to Teams').toBeDefined();
-    await call.progress({ media: { address: '127.0.5.1', port: teamsSock.port } });
+    const { carrierSock, teamsSock, sipp, call, ptTeams } = await earlyMediaCall(CARRIER_IPS[5], '+14255550148');
     // The 183 with rtpengine's carrier side reaches the carrier: its telephone-event and address.
     await waitFor(() => receivedSoFar(sipp.dir, /^SIP\/2\.0 183/).length > 0, { what: 'the 183 at the carrier' });
-    const sdp183 = receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!.split(/\r?\n\r?\n/).slice(1).join('\n\n');
+    const sdp183 = bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 183/)[0]!);
     const ours = audioOf(parseSdp(sdp183))!;
     const ptCarrier = tePt(sdp183)!;
     expect(ptCarrier, 'telephone-event in the 183 to the carrier').toBeDefined();
@@ -142,10 +145,6 @@ describe('DTMF (RFC 4733) through the gateway', () => {
     const got = (await teamsSock.waitFor(6, { timeoutMs: 5000, filter: (d) => isRtp(d) && d.data.readUInt32BE(8) === 0x7e1e0004 })).map((d) => parseRtp(dec.unprotect(d.data)));
     expect(got.map((p) => p.payloadType)).toEqual(digits.map(() => ptTeams));
     expect(got.map((p) => p.payload)).toEqual(digits.map((b) => parseRtp(b).payload));
-    expect(call.state).toBe('early');
-    await call.answer();
-    await call.waitForAck();
-    expect((await call.bye()).status).toBe(200);
-    expectSippOk(await sipp.done);
+    await answerEarlyThenHangUp(call, sipp);
   });
 });

@@ -10,10 +10,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
-import { sleep, waitFor } from '../../helpers/net.js';
-import { RtpSocket, SrtpContext, buildRtp, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
+import { waitFor } from '../../helpers/net.js';
+import { RtpSocket, SrtpContext, parseRtp, sendG711Stream, sendGsmStream } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { PCAP_G711A, carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, received, receivedSoFar, startTarget } from './sipp-gateway.js';
+import { PCAP_G711A, bodyOf, carrierCallAsync, carrierSideAddress, expectSippOk, isRtpDatagram, received, receivedSoFar, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -102,9 +102,6 @@ describe('media: PSTN → Teams call', () => {
 });
 
 describe('media: transcoding (teams-direct-routing.md §7.10)', () => {
-  /** One 20 ms GSM 06.10 frame: 33 bytes, the 0xD signature nibble first. */
-  const gsmFrame = (n: number) => Buffer.from(Array.from({ length: 33 }, (_, k) => (k === 0 ? 0xd0 | (n & 0x0f) : (n * 7 + k * 13) & 0xff)));
-
   it('a carrier offering only GSM, to a tenant with media.transcoding: Teams is offered G.711 and answers PCMU, the carrier gets GSM; rtpengine converts both ways', async () => {
     const carrierIp = CARRIER_IPS[3];
     const carrierSock = await RtpSocket.open(carrierIp);
@@ -119,7 +116,7 @@ describe('media: transcoding (teams-direct-routing.md §7.10)', () => {
     await call.waitForAck();
     expect(call.local!.codecs.map((c) => c.name)).toContain('PCMU');
     await waitFor(() => receivedSoFar(sipp.dir, /^SIP\/2\.0 200/).length > 0, { what: "the carrier's 200" });
-    const answer = audioOf(parseSdp(receivedSoFar(sipp.dir, /^SIP\/2\.0 200/)[0]!.split(/\r?\n\r?\n/).slice(1).join('\n\n')))!;
+    const answer = audioOf(parseSdp(bodyOf(receivedSoFar(sipp.dir, /^SIP\/2\.0 200/)[0]!)))!;
     expect(answer.codecs.map((c) => c.name.toUpperCase()).filter((n) => n !== 'TELEPHONE-EVENT')).toEqual(['GSM']);
 
     // Teams PCMU (SRTP) → the carrier: GSM frames.
@@ -130,11 +127,7 @@ describe('media: transcoding (teams-direct-routing.md §7.10)', () => {
     for (const d of atCarrier) expect([parseRtp(d.data).payloadType, parseRtp(d.data).payload.length]).toEqual([3, 33]);
 
     // Carrier GSM → Teams: SRTP PCMU (160-byte payloads).
-    const to = { address: answer.address!, port: answer.port };
-    for (let n = 0; n < 25; n++) {
-      await carrierSock.send(buildRtp({ payloadType: 3, sequenceNumber: 500 + n, timestamp: 4000 + n * 160, ssrc: 0x65a0_1002, marker: n === 0, payload: gsmFrame(n) }), to.port, to.address);
-      await sleep(20);
-    }
+    await sendGsmStream(carrierSock, { to: { address: answer.address!, port: answer.port }, count: 25, ssrc: 0x65a0_1002, firstSeq: 500 });
     const atTeams = await teamsSock.waitFor(10, { timeoutMs: 5000, filter: isSrtp });
     const dec = SrtpContext.fromInline(m.gateway!.crypto!.key!);
     for (const d of atTeams) {

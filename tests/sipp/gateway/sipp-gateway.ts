@@ -103,6 +103,9 @@ export function received(r: SippResult, startLine: RegExp): string[] {
     .map((m) => m.text);
 }
 
+/** The body of a SIP message text as SIPp logged it (after the first blank line). */
+export const bodyOf = (text: string): string => text.split(/\r?\n\r?\n/).slice(1).join('\n\n');
+
 /** What a running SIPp received so far (its message log is written as it goes). */
 export function receivedSoFar(dir: string, startLine: RegExp): string[] {
   return parseMessageLog(readFileSync(`${dir}/messages.log`, 'utf8'))

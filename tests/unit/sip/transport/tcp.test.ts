@@ -34,6 +34,18 @@ function responseTo(req: SipMessage, status = 200): SipResponse {
 }
 type SipMessage = import('../../../../src/sip/message/index.js').SipMessage;
 
+/** OPTIONS number `n` from the layer `cli` (on CLI) to SRV; Call-ID `<name>-<n>`. */
+function optionsFrom(cli: TransportLayer, name: string, n: number): SipRequest {
+  return new SipRequest('OPTIONS', `sip:${SRV}`, [
+    field('Via', `SIP/2.0/TCP ${CLI}:${cli.listenPoints()[0]!.port};branch=z9hG4bK${name}${n}`),
+    field('From', '<sip:a@x>;tag=1'),
+    field('To', '<sip:b@y>'),
+    field('Call-ID', `${name}-${n}`),
+    field('CSeq', `${n} OPTIONS`),
+    field('Max-Forwards', '70'),
+  ]);
+}
+
 const tcpVia = (n: number | string): string => `SIP/2.0/TCP ${CLI}:5090;branch=z9hG4bK${n}`;
 
 describe('TransportLayer over TCP', () => {
@@ -229,15 +241,7 @@ describe('TransportLayer over TCP', () => {
     const cli = await layer(CLI);
     const cliBox = collect(cli);
     const dest = { protocol: 'tcp' as const, host: SRV, port: srv.listenPoints()[0]!.port };
-    const mk = (n: number): SipRequest =>
-      new SipRequest('OPTIONS', `sip:${SRV}`, [
-        field('Via', `SIP/2.0/TCP ${CLI}:${cli.listenPoints()[0]!.port};branch=z9hG4bKreuse${n}`),
-        field('From', '<sip:a@x>;tag=1'),
-        field('To', '<sip:b@y>'),
-        field('Call-ID', `reuse-${n}`),
-        field('CSeq', `${n} OPTIONS`),
-        field('Max-Forwards', '70'),
-      ]);
+    const mk = (n: number) => optionsFrom(cli, 'reuse', n);
     const [f1, f2] = await Promise.all([cli.send(mk(1), dest), cli.send(mk(2), dest)]);
     const f3 = await cli.send(mk(3), dest);
     expect(f1.connectionId).toBeDefined();
@@ -268,15 +272,7 @@ describe('TransportLayer over TCP', () => {
     const cli = await layer(CLI, { maxConnectionAgeMs: 300 });
     const cliBox = collect(cli);
     const dest = { protocol: 'tcp' as const, host: SRV, port: srv.listenPoints()[0]!.port };
-    const mk = (n: number): SipRequest =>
-      new SipRequest('OPTIONS', `sip:${SRV}`, [
-        field('Via', `SIP/2.0/TCP ${CLI}:${cli.listenPoints()[0]!.port};branch=z9hG4bKage${n}`),
-        field('From', '<sip:a@x>;tag=1'),
-        field('To', '<sip:b@y>'),
-        field('Call-ID', `age-${n}`),
-        field('CSeq', `${n} OPTIONS`),
-        field('Max-Forwards', '70'),
-      ]);
+    const mk = (n: number) => optionsFrom(cli, 'age', n);
     const f1 = await cli.send(mk(1), dest);
     expect((await cli.send(mk(2), dest)).connectionId).toBe(f1.connectionId);
     await delay(400);
