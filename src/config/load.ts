@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../util/errors.js';
-import { type Config, configSchema } from './schema.js';
+import { type Config, TEAMS_CLOUDS, configSchema } from './schema.js';
 
 export { ConfigError };
 
@@ -15,6 +15,7 @@ export const ENV_OVERLAY: Readonly<Record<string, string>> = {
   TEAMS_GW_DRACHTIO_HOST: 'sipServer.admin.host',
   TEAMS_GW_DRACHTIO_PORT: 'sipServer.admin.port',
   DRACHTIO_SECRET: 'sipServer.admin.secret',
+  TEAMS_GW_TEAMS_CLOUD: 'teams.cloud',
 };
 
 /**
@@ -69,8 +70,8 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
   }
   const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
   const validate = ajv.compile(configSchema);
+  const where = file ?? 'environment';
   if (!validate(raw)) {
-    const where = file ?? 'environment';
     const msgs = (validate.errors ?? []).map((e) => {
       const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
       if (e.keyword === 'additionalProperties') {
@@ -83,9 +84,32 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
   }
   const tls = (raw as Config).sipServer.tls;
   if (tls.verifyClients && (!tls.verifyPeer || !tls.caFile)) {
-    throw new ConfigError(`${file ?? 'environment'}: sipServer.tls.verifyClients needs sipServer.tls.verifyPeer: true and a sipServer.tls.caFile to verify client certificates against`);
+    throw new ConfigError(`${where}: sipServer.tls.verifyClients needs sipServer.tls.verifyPeer: true and a sipServer.tls.caFile to verify client certificates against`);
   }
+  applyTeamsCloud((raw as Config).teams, where);
   return deepFreeze(raw as Config);
+}
+
+/**
+ * teams-direct-routing §1.2: fills `teams.proxies` / `teams.sourceCidrs` from the cloud's preset
+ * when the file leaves them out, and refuses what cannot work in that cloud: a proxy of another
+ * Microsoft cloud (a config copied from a commercial deployment), or a government cloud with a
+ * signalling port other than 5061.
+ */
+function applyTeamsCloud(teams: Config['teams'], where: string): void {
+  const cloud = TEAMS_CLOUDS[teams.cloud];
+  teams.proxies ??= cloud.proxies.map((host) => ({ host, port: 5061 }));
+  teams.sourceCidrs ??= [...cloud.sourceCidrs];
+  const under = (host: string, domain: string) => host.toLowerCase().endsWith(`.${domain}`);
+  for (const [i, p] of teams.proxies.entries()) {
+    const other = Object.entries(TEAMS_CLOUDS).find(([name, c]) => name !== teams.cloud && under(p.host, c.domain) && !under(p.host, cloud.domain));
+    if (other) {
+      throw new ConfigError(`${where}: teams.proxies.${i}.host: ${p.host} is a ${other[0]} cloud proxy but teams.cloud is ${teams.cloud}; remove teams.proxies to use the ${teams.cloud} proxies, or set teams.cloud`);
+    }
+  }
+  if (cloud.fixedSignalingPort && teams.signalingPort !== 5061) {
+    throw new ConfigError(`${where}: teams.signalingPort must be 5061 when teams.cloud is ${teams.cloud} (Teams in that cloud only connects to port 5061)`);
+  }
 }
 
 /** The defaults alone (what config/default.json must equal). */

@@ -77,8 +77,13 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
+        cloud: {
+          description: 'Which Microsoft cloud the tenants live in (teams-direct-routing §1.2): chooses the default proxies and sourceCidrs (TEAMS_CLOUDS). gcch and dod have one proxy each and need signalingPort 5061.',
+          enum: ['commercial', 'gcch', 'dod'],
+          default: 'commercial',
+        },
         proxies: {
-          description: 'Teams SIP proxies in failover order (government clouds: replace the list).',
+          description: 'Teams SIP proxies in failover order. Default: the cloud\'s (TEAMS_CLOUDS); a list naming another cloud\'s proxies is refused.',
           type: 'array',
           minItems: 1,
           items: {
@@ -87,11 +92,6 @@ export const configSchema = {
             required: ['host'],
             properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535, default: 5061 } },
           },
-          default: [
-            { host: 'sip.pstnhub.microsoft.com', port: 5061 },
-            { host: 'sip2.pstnhub.microsoft.com', port: 5061 },
-            { host: 'sip3.pstnhub.microsoft.com', port: 5061 },
-          ],
         },
         hosts: {
           description: 'Resolver override: host name → IP address (tests, split-horizon DNS).',
@@ -102,10 +102,9 @@ export const configSchema = {
         signalingPort: { description: 'The SBC TLS port Teams sees (in Contact).', type: 'integer', minimum: 1, maximum: 65535, default: 5061 },
         sbcHeader: { description: 'X-MS-SBC value (Vendor/Product/Version).', type: 'string', default: 'TeamsDrGateway/teams-dr-gateway/0.1.0' },
         sourceCidrs: {
-          description: 'Addresses Teams calls may come from (over TLS only).',
+          description: 'Addresses Teams calls may come from (over TLS only). Default: the cloud\'s (TEAMS_CLOUDS).',
           type: 'array',
           items: { type: 'string' },
-          default: ['52.112.0.0/14', '52.120.0.0/14'],
         },
         nextHop: { description: 'Optional upstream certified SBC: every Teams-bound request goes there (sip:host:port;transport=tls); it owns the sip/sip2/sip3 failover, so a call makes one attempt.', type: 'string', default: '' },
         inviteTimeoutMs: { description: 'No provisional from a Teams proxy within this time: try the next one.', type: 'integer', minimum: 100, default: 4000 },
@@ -248,6 +247,27 @@ export const configSchema = {
   },
 } as const;
 
+export type TeamsCloud = 'commercial' | 'gcch' | 'dod';
+
+/**
+ * The Microsoft clouds a Direct Routing SBC can serve (teams-direct-routing §1.2, §1.4): the SIP
+ * proxies in failover order, the ranges Teams signals from, and the domain every proxy of that
+ * cloud is under. `teams.proxies` and `teams.sourceCidrs` default to the chosen cloud's.
+ */
+export const TEAMS_CLOUDS: Readonly<Record<TeamsCloud, { proxies: readonly string[]; sourceCidrs: readonly string[]; domain: string; fixedSignalingPort: boolean }>> = {
+  commercial: {
+    proxies: ['sip.pstnhub.microsoft.com', 'sip2.pstnhub.microsoft.com', 'sip3.pstnhub.microsoft.com'],
+    // 52.120.0.0/14 contains the 52.122.0.0/15 of newer Microsoft text (§1.4).
+    sourceCidrs: ['52.112.0.0/14', '52.120.0.0/14'],
+    domain: 'pstnhub.microsoft.com',
+    fixedSignalingPort: false,
+  },
+  // GCC High and DoD: one proxy, no sip2/sip3, and the SBC must listen on 5061.
+  gcch: { proxies: ['sip.pstnhub.gov.teams.microsoft.us'], sourceCidrs: ['52.127.88.0/21'], domain: 'pstnhub.gov.teams.microsoft.us', fixedSignalingPort: true },
+  dod: { proxies: ['sip.pstnhub.dod.teams.microsoft.us'], sourceCidrs: ['52.127.64.0/21'], domain: 'pstnhub.dod.teams.microsoft.us', fixedSignalingPort: true },
+};
+
+
 export interface Config {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   sipServer: {
@@ -261,6 +281,7 @@ export interface Config {
     dropConnectionOnRetryAfter: boolean;
   };
   teams: {
+    cloud: TeamsCloud;
     proxies: { host: string; port: number }[];
     hosts: Record<string, string>;
     signalingPort: number;

@@ -39,7 +39,7 @@ import {
   type TeamsDialog,
 } from './calls.js';
 import { type CheckContext, type Violation, checkRequest, checkResponse } from './checks.js';
-import { type FakeTeamsPki, TEAMS_PROXY_FQDNS, createFakeTeamsPki } from './pki.js';
+import { type FakeTeamsPki, TEAMS_GOV_PROXY_FQDNS, TEAMS_PROXY_FQDNS, createFakeTeamsPki } from './pki.js';
 import { newSrtpKey, parseSdp, teamsOffer } from './sdp.js';
 import { type ConnectionRecord, type EndpointMode, FakeTeamsTransport, type FtDestination, type TlsFailure, certProblems } from './transport.js';
 
@@ -65,7 +65,13 @@ export interface FakeTeamsOptions {
    * SBC's own connections come from, port 5061. Can be set later with setSbc().
    */
   sbc?: { host: string; port?: number };
-  /** Request-URI hosts accepted in INVITEs (default: sip.pstnhub.microsoft.com). */
+  /**
+   * The Microsoft cloud played (§1.2). gcch / dod: the `sip` endpoint is that cloud's only proxy
+   * (sip.pstnhub.gov.teams.microsoft.us / sip.pstnhub.dod.teams.microsoft.us) and `proxies`
+   * lists it alone; sip2 and sip3 still listen, so a gateway that tried them would be seen.
+   */
+  cloud?: 'commercial' | keyof typeof TEAMS_GOV_PROXY_FQDNS;
+  /** Request-URI hosts accepted in INVITEs (default: the `sip` endpoint's FQDN). */
   requestUriHosts?: string[];
   /**
    * Every endpoint stands for an upstream certified SBC in front of all three proxies
@@ -232,7 +238,8 @@ export class FakeTeams {
     if (opts.sbc) this.#sbc = { host: opts.sbc.host, port: opts.sbc.port ?? 5061 };
     const port = opts.port ?? 5061;
     const addr = { ...DEFAULT_ADDRESSES, ...opts.addresses };
-    const fqdn: Record<EndpointName, string> = { sip: TEAMS_PROXY_FQDNS[0], sip2: TEAMS_PROXY_FQDNS[1], sip3: TEAMS_PROXY_FQDNS[2], alt: 'sip-du-a-alt.pstnhub.microsoft.com' };
+    const cloud = opts.cloud ?? 'commercial';
+    const fqdn: Record<EndpointName, string> = { sip: cloud === 'commercial' ? TEAMS_PROXY_FQDNS[0] : TEAMS_GOV_PROXY_FQDNS[cloud], sip2: TEAMS_PROXY_FQDNS[1], sip3: TEAMS_PROXY_FQDNS[2], alt: 'sip-du-a-alt.pstnhub.microsoft.com' };
     const specs = (['sip', 'sip2', 'sip3', 'alt'] as const).map((name) => ({ name, fqdn: fqdn[name], address: addr[name], port: name === 'alt' ? 5061 : port, listen: name !== 'alt' }));
     this.#transport = new FakeTeamsTransport(
       specs,
@@ -280,7 +287,7 @@ export class FakeTeams {
       const s = ft.#transport.endpoint(name);
       ft.endpoints[name] = { name, fqdn: s.fqdn, address: s.address, port: s.port };
     }
-    for (const name of PROXIES) {
+    for (const name of (opts.cloud ?? 'commercial') === 'commercial' ? PROXIES : (['sip'] as const)) {
       const e = ft.endpoints[name];
       ft.hosts[e.fqdn] = e.address;
       ft.proxies.push({ host: e.fqdn, port: e.port });
@@ -387,7 +394,7 @@ export class FakeTeams {
     return {
       endpointFqdn: this.#transport.endpoint(endpoint).fqdn,
       ...(this.#opts.upstreamSbc ? { optionsUriHosts: TEAMS_PROXY_FQDNS } : {}),
-      requestUriHosts: this.#opts.requestUriHosts ?? [TEAMS_PROXY_FQDNS[0]],
+      requestUriHosts: this.#opts.requestUriHosts ?? [this.#transport.endpoint('sip').fqdn],
       tenants: this.#opts.tenants ?? [],
       baseDomain: this.baseDomain,
       peerSubjectAltName: rec?.tls.peerSubjectAltName,

@@ -13,6 +13,9 @@ import { type TestPki, createTestPki } from '../pki.js';
 
 export const TEAMS_PROXY_FQDNS = ['sip.pstnhub.microsoft.com', 'sip2.pstnhub.microsoft.com', 'sip3.pstnhub.microsoft.com'] as const;
 
+/** §1.2: the one proxy of each US government cloud (no sip2/sip3 there). */
+export const TEAMS_GOV_PROXY_FQDNS = { gcch: 'sip.pstnhub.gov.teams.microsoft.us', dod: 'sip.pstnhub.dod.teams.microsoft.us' } as const;
+
 export interface FakeTeamsPki {
   teams: TestPki;
   sbc: TestPki;
@@ -34,7 +37,7 @@ export async function createFakeTeamsPki(dir: string, opts: FakeTeamsPkiOptions 
       caCn: 'Test DigiCert Global Root G2 stand-in',
       server: {
         cn: 'sip.pstnhub.microsoft.com',
-        sans: [...TEAMS_PROXY_FQDNS, 'sip-all.pstnhub.microsoft.com', 'sip.pstnhub.gov.teams.microsoft.us', 'sip.pstnhub.dod.teams.microsoft.us'].map((s) => `DNS:${s}`),
+        sans: [...TEAMS_PROXY_FQDNS, 'sip-all.pstnhub.microsoft.com', ...Object.values(TEAMS_GOV_PROXY_FQDNS)].map((s) => `DNS:${s}`),
         eku: ['serverAuth', 'clientAuth'],
       },
       client: { cn: 'teams-client.test.invalid', eku: ['clientAuth'] },

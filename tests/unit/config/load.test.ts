@@ -73,4 +73,38 @@ describe('gateway config', () => {
     writeFileSync(f, 'sipServer:\n  tls:\n    verifyClients: true\n    verifyPeer: true\n    caFile: /etc/ssl/teams-roots.pem\n');
     expect(loadConfig(f, {}).sipServer.tls.verifyClients).toBe(true);
   });
+
+  it('teams.cloud chooses the proxies and source ranges; a government cloud needs port 5061 and refuses commercial proxies (§1.2)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(dir, 'cloud.yaml');
+    const commercial = defaultConfig().teams;
+    expect(commercial.cloud).toBe('commercial');
+    expect(commercial.sourceCidrs).toEqual(['52.112.0.0/14', '52.120.0.0/14']);
+    writeFileSync(f, 'teams:\n  cloud: gcch\n');
+    const gcch = loadConfig(f, {}).teams;
+    expect(gcch.proxies).toEqual([{ host: 'sip.pstnhub.gov.teams.microsoft.us', port: 5061 }]);
+    expect(gcch.sourceCidrs).toEqual(['52.127.88.0/21']);
+    const dod = loadConfig(undefined, { TEAMS_GW_TEAMS_CLOUD: 'dod' }).teams;
+    expect(dod.proxies).toEqual([{ host: 'sip.pstnhub.dod.teams.microsoft.us', port: 5061 }]);
+    expect(dod.sourceCidrs).toEqual(['52.127.64.0/21']);
+    // what the file sets wins over the preset
+    writeFileSync(f, 'teams:\n  cloud: dod\n  sourceCidrs: [52.127.64.0/21, 10.1.2.3/32]\n  proxies: [{ host: sip.pstnhub.dod.teams.microsoft.us, port: 5061 }]\n');
+    expect(loadConfig(f, {}).teams.sourceCidrs).toEqual(['52.127.64.0/21', '10.1.2.3/32']);
+    // a commercial config (config/default.json spells the list out) switched to gcch
+    writeFileSync(f, 'teams:\n  cloud: gcch\n  proxies: [{ host: sip.pstnhub.gov.teams.microsoft.us }, { host: SIP2.pstnhub.microsoft.com }]\n');
+    expect(() => loadConfig(f, {})).toThrow(
+      `${f}: teams.proxies.1.host: SIP2.pstnhub.microsoft.com is a commercial cloud proxy but teams.cloud is gcch; remove teams.proxies to use the gcch proxies, or set teams.cloud`,
+    );
+    writeFileSync(f, 'teams:\n  proxies: [{ host: sip.pstnhub.dod.teams.microsoft.us }]\n');
+    expect(() => loadConfig(f, {})).toThrow(`${f}: teams.proxies.0.host: sip.pstnhub.dod.teams.microsoft.us is a dod cloud proxy but teams.cloud is commercial`);
+    writeFileSync(f, 'teams:\n  cloud: dod\n  signalingPort: 5062\n');
+    expect(() => loadConfig(f, {})).toThrow(`${f}: teams.signalingPort must be 5061 when teams.cloud is dod`);
+    writeFileSync(f, 'teams:\n  signalingPort: 5062\n');
+    expect(loadConfig(f, {}).teams.signalingPort).toBe(5062);
+    writeFileSync(f, 'teams:\n  cloud: gov\n');
+    expect(() => loadConfig(f, {})).toThrow(`${f}: teams.cloud must be equal to one of the allowed values`);
+    // a proxy under no Microsoft domain (split-horizon test hosts, a lab) is the operator's choice
+    writeFileSync(f, 'teams:\n  cloud: gcch\n  proxies: [{ host: teams-lab.example.net }]\n');
+    expect(loadConfig(f, {}).teams.proxies).toEqual([{ host: 'teams-lab.example.net', port: 5061 }]);
+  });
 });
