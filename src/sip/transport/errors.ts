@@ -18,6 +18,8 @@ export const TransportErrorReasons = {
   send: 'send failed',
   /** Binding a listen point failed. */
   listen: 'listen failed',
+  /** TLS material (key, certificate, chain, CA bundle) that cannot be used: not PEM, or a key that does not match the certificate. */
+  'tls-config': 'unusable TLS material',
   /** The transport layer is closed (or not started). */
   closed: 'transport closed',
 } as const;

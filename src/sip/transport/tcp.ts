@@ -4,7 +4,7 @@ import type { Clock, TimerHandle } from '../../util/clock.js';
 import { type FrameResult, StreamFramer } from '../message/framer.js';
 import { TransportError } from './errors.js';
 import { type TlsPeerInfo, serverTlsOptions, tlsPeerInfo } from './tls.js';
-import type { Flow, ListenSpec } from './types.js';
+import type { Flow, ListenSpec, TlsOptions } from './types.js';
 import { normalizeIp } from './via-received.js';
 
 /** RFC 5626 §4.4.1: the answer to a double-CRLF ping. */
@@ -227,6 +227,7 @@ export class StreamListener {
   #server: net.Server;
   #port = 0;
   #closing: Promise<void> | undefined;
+  readonly #handshakeTimeoutMs: number;
 
   /**
    * `onRawConnection` sees every accepted TCP socket first (before TLS) and returns false to
@@ -241,6 +242,7 @@ export class StreamListener {
     onError: (err: Error, where: string) => void,
   ) {
     this.spec = spec;
+    this.#handshakeTimeoutMs = handshakeTimeoutMs;
     if (spec.protocol === 'udp') throw new TypeError('StreamListener needs tcp or tls');
     this.protocol = spec.protocol;
     if (spec.protocol === 'tls') {
@@ -281,6 +283,13 @@ export class StreamListener {
         resolve();
       });
     });
+  }
+
+  /** TLS: new handshakes present `t` (a renewed certificate); connections already up keep theirs. */
+  setTls(t: TlsOptions): void {
+    if (!(this.#server instanceof tls.Server)) throw new TypeError('setTls on a tcp listen point');
+    this.#server.setSecureContext(serverTlsOptions(t, this.#handshakeTimeoutMs));
+    this.spec.tls = t;
   }
 
   /** Stops accepting; existing connections are closed by their owner. */

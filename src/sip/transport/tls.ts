@@ -1,4 +1,5 @@
-import type { ConnectionOptions, TlsOptions as NodeTlsServerOptions, TLSSocket } from 'node:tls';
+import { type ConnectionOptions, type TlsOptions as NodeTlsServerOptions, type TLSSocket, createSecureContext } from 'node:tls';
+import { TransportError } from './errors.js';
 import type { TlsOptions } from './types.js';
 
 /**
@@ -12,6 +13,19 @@ function certWithChain(t: TlsOptions): string | Buffer {
   if (!t.chain) return t.cert;
   const cert = t.cert.toString().trimEnd();
   return `${cert}\n${t.chain.toString().trim()}\n`;
+}
+
+/**
+ * Builds the secure context once to prove the material usable before anything depends on it:
+ * PEM that parses, a key that matches its certificate, a CA bundle that loads. Throws a
+ * TransportError ('tls-config') with OpenSSL's reason otherwise.
+ */
+export function checkTlsMaterial(t: TlsOptions): void {
+  try {
+    createSecureContext({ key: t.key, cert: certWithChain(t), ...(t.ca ? { ca: t.ca } : {}) });
+  } catch (err) {
+    throw new TransportError('tls-config', `unusable TLS material: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** Options for tls.createServer(). */

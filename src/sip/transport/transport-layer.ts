@@ -10,7 +10,7 @@ import { parseMessage, validateMandatory } from '../message/parser.js';
 import { TransportError } from './errors.js';
 import { errorResponse, recoverRequest } from './malformed.js';
 import { type ConnectionInfo, StreamConnection, type StreamConnectionOptions, StreamListener } from './tcp.js';
-import { clientTlsOptions } from './tls.js';
+import { checkTlsMaterial, clientTlsOptions } from './tls.js';
 import type { Destination, Flow, ListenPoint, ListenSpec, Protocol, TlsOptions, TransportSender } from './types.js';
 import { UdpEndpoint } from './udp.js';
 import { applyReceived, defaultPort, normalizeIp, responseTarget } from './via-received.js';
@@ -345,6 +345,28 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
     );
     this.#log.info({ conn: conn.id, peer: `${conn.flow.remoteAddress}:${conn.flow.remotePort}` }, 'connection retired');
     return true;
+  }
+
+  /**
+   * A renewed certificate (teams-direct-routing §2.12): every TLS listen point presents `t` on
+   * new handshakes, connections opened from now on present it as client certificate, and every
+   * TLS connection up now (or still connecting) is retired: Teams keeps warning about the old
+   * certificate until the connections that carried it are rebuilt. What is already bound to a
+   * retired connection completes on it for up to `graceMs`. Unusable material throws
+   * (TransportError 'tls-config') and changes nothing. Returns the connections retired.
+   */
+  setTls(t: TlsOptions, graceMs = RENEW_GRACE_MS): number {
+    this.#assertOpen();
+    checkTlsMaterial(t);
+    for (const spec of this.#specs) if (spec.protocol === 'tls') spec.tls = t;
+    for (const l of this.#listeners) if (l.protocol === 'tls') l.setTls(t);
+    let retired = 0;
+    for (const c of [...this.#conns.values()]) if (c.protocol === 'tls' && this.retire(c.id, graceMs)) retired++;
+    for (const [key, p] of this.#connecting) {
+      if (key.startsWith('tls|')) p.then((c) => this.retire(c.id, graceMs), () => undefined);
+    }
+    this.#log.info({ retired, graceMs }, 'tls material replaced');
+    return retired;
   }
 
   #assertOpen(): void {

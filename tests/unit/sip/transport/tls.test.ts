@@ -9,7 +9,7 @@ import type { ConnectionInfo } from '../../../../src/sip/transport/tcp.js';
 import { TransportLayer, type TransportLayerOptions } from '../../../../src/sip/transport/transport-layer.js';
 import type { TlsOptions } from '../../../../src/sip/transport/types.js';
 import { type TestPki, createTestPki } from '../../../helpers/pki.js';
-import { collect, request, tlsPeer, until } from './net-helpers.js';
+import { collect, delay, request, tlsPeer, until } from './net-helpers.js';
 
 const SRV = '127.0.1.30';
 const CLI = '127.0.1.31';
@@ -189,5 +189,58 @@ describe('TransportLayer over TLS', () => {
     const t0 = Date.now();
     await until(() => closed, 3000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+  });
+
+  it('setTls (a renewed certificate, §2.12): new handshakes both ways use it, every TLS connection up is retired and closed after the grace; unusable material changes nothing', async () => {
+    const renewed = await pki.issue({ name: 'renewed', cn: 'sbc-renewed.test.invalid', sans: [`DNS:${SNI}`, `IP:${SRV}`] });
+    const gw = await layer(SRV, serverTls({ requestClientCert: true, verifyPeer: true }));
+    const peerCert = { key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert, verifyPeer: true, requestClientCert: true };
+    const peer = await layer(CLI, peerCert);
+    const gwBox = collect(gw);
+    const peerBox = collect(peer);
+    const gwPort = gw.listenPoints()[0]!.port;
+    const peerPort = peer.listenPoints()[0]!.port;
+    /** CN of the certificate the gateway layer presents on a fresh handshake to its listen point. */
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const sock = tls.connect({ host: SRV, port: gwPort, servername: SNI, key: pki.client.key, cert: pki.client.cert, ca: pki.ca.cert }, () => {
+          resolve(String(sock.getPeerCertificate().subject.CN));
+          sock.destroy();
+        });
+        sock.on('error', reject);
+      });
+    // One connection each way: the peer's (inbound at gw) and gw's own (outbound).
+    const inFlow = await peer.send(options('in1', CLI), { protocol: 'tls', host: SRV, port: gwPort, servername: SNI });
+    const inReq = await gwBox.next();
+    expect(peer.connection(inFlow.connectionId!)!.tls?.peerSubjectCN).toBe('sbc.test.invalid');
+    const outFlow = await gw.send(options('out1', SRV), { protocol: 'tls', host: CLI, port: peerPort, servername: 'peer.test.invalid' });
+    const atPeer = await peerBox.next();
+    expect(peer.connection(atPeer.flow.connectionId!)!.tls?.peerSubjectCN).toBe('sbc.test.invalid');
+    expect(gw.stats.connectionsOpen).toBe(2);
+
+    // A key that does not belong to the certificate: refused, nothing replaced or retired.
+    expect(() => gw.setTls({ ...serverTls({ requestClientCert: true, verifyPeer: true }), key: renewed.key }, 300)).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_TRANSPORT', reason: 'tls-config', message: expect.stringMatching(/unusable TLS material: .*key values mismatch/) }),
+    );
+    expect(await served()).toBe('sbc.test.invalid');
+    await delay(400);
+    expect(gw.stats.connectionsOpen).toBe(2);
+
+    expect(gw.setTls({ key: renewed.key, cert: renewed.cert, ca: pki.ca.cert, verifyPeer: true, requestClientCert: true }, 300)).toBe(2);
+    expect(await served()).toBe('sbc-renewed.test.invalid');
+    // What is bound to a retired connection still uses it during the grace: the response to in1.
+    const res = new SipResponse(200, 'OK');
+    for (const h of inReq.msg.headers) if (['via', 'from', 'to', 'call-id', 'cseq'].includes(h.key)) res.headers.push({ ...h });
+    await gw.sendResponse(res, inReq.flow);
+    expect((await peerBox.next()).flow.connectionId).toBe(inFlow.connectionId);
+    // A new request opens a new connection, with the renewed certificate as client certificate.
+    const outFlow2 = await gw.send(options('out2', SRV), { protocol: 'tls', host: CLI, port: peerPort, servername: 'peer.test.invalid' });
+    expect(outFlow2.connectionId).not.toBe(outFlow.connectionId);
+    const atPeer2 = await peerBox.next();
+    expect(atPeer2.msg.callId).toBe('tls-out2');
+    expect(peer.connection(atPeer2.flow.connectionId!)!.tls?.peerSubjectCN).toBe('sbc-renewed.test.invalid');
+    // After the grace both old connections are gone; the new one stays.
+    await until(() => gw.connection(inReq.flow.connectionId!) === undefined && gw.connection(outFlow.connectionId!) === undefined, 3000);
+    expect(gw.connection(outFlow2.connectionId!)).toBeDefined();
   });
 });
