@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -16,6 +15,7 @@ import { createLogger } from './observability/logger.js';
 import { ObservedCallSet } from './ops/call-observer.js';
 import { ObservedAdmission } from './ops/observed-admission.js';
 import { type Ops, startOps } from './ops/ops.js';
+import { readTlsMaterial } from './ops/tls-reload.js';
 import { createRedisClient, createTenantStore, redisOptionsFromEnv, type TenantStore } from './tenants/index.js';
 
 const require = createRequire(import.meta.url);
@@ -40,6 +40,10 @@ export interface GatewayDeps {
 /** Composition root: config → logger → SIP server (embedded or external) → call-control app. */
 export async function startGateway(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
   const logger = createLogger(config.log.level, { svc: 'teams-gw' });
+  // Embedded SIP server: key, certificate, chain and CA checked together before anything starts;
+  // errors name the config key and the file.
+  const sc = config.sipServer;
+  const tlsMaterial = sc.mode === 'embedded' && sc.tls.keyFile && sc.tls.certFile ? readTlsMaterial(sc.tls) : undefined;
   const env = deps.env ?? process.env;
   const tenants = deps.tenants ?? createTenantStore({ env, logger: logger.child({ component: 'tenants' }) });
   await tenants.start();
@@ -47,22 +51,12 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const redis = redisOpts ? createRedisClient(redisOpts) : undefined;
   const admission: Admission = redis ? new RedisAdmission(redis as any, { namespace: env.TEAMS_GW_TENANTS_NAMESPACE ?? 'tg' }) : new MemoryAdmission();
   const media = deps.media ?? (await createMedia(config, logger));
-  const sc = config.sipServer;
   let server: DrachtioServer | undefined;
   let admin = { host: sc.admin.host, port: sc.admin.port, secret: sc.admin.secret };
   if (sc.mode === 'embedded') {
     // Same process, but the app still connects over loopback TCP with the real drachtio-srf
     // client, so the wire protocol is exercised on every run.
     admin = { host: '127.0.0.1', port: sc.admin.port, secret: sc.admin.secret || randomBytes(16).toString('hex') };
-    const tls = sc.tls.keyFile && sc.tls.certFile
-      ? {
-          key: readFileSync(sc.tls.keyFile), cert: readFileSync(sc.tls.certFile),
-          ...(sc.tls.chainFile ? { chain: readFileSync(sc.tls.chainFile) } : {}),
-          ...(sc.tls.caFile ? { ca: readFileSync(sc.tls.caFile) } : {}),
-          verifyPeer: sc.tls.verifyPeer,
-          requestClientCert: sc.tls.verifyClients,
-        }
-      : undefined;
     server = await createDrachtioServer({
       contacts: sc.contacts,
       admin,
@@ -73,7 +67,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       cdrs: sc.cdrs,
       dropConnectionOnRetryAfter: sc.dropConnectionOnRetryAfter,
       ...(sc.externalIp ? { externalIp: sc.externalIp } : {}),
-      ...(tls ? { tls } : {}),
+      ...(tlsMaterial ? { tls: tlsMaterial.options } : {}),
     });
     admin.port = server.adminPort;
   } else if (!admin.secret) {
@@ -115,6 +109,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     ctx,
     logger,
     ...(server ? { server } : {}),
+    ...(tlsMaterial ? { tls: tlsMaterial } : {}),
     ...(media instanceof RtpenginePool ? { pool: media } : {}),
     ...(redis ? { redis: redis as any } : {}),
     sipConnected: () => sipConnected,
@@ -190,5 +185,7 @@ export default async function runCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGTERM', () => void stop());
   process.once('SIGINT', () => void stop());
+  // §2.12: a renewed certificate is taken over without a restart (certbot/acme deploy hooks, `kill -HUP`).
+  process.on('SIGHUP', () => void gw.ops.reloadTls('SIGHUP'));
   return -1;
 }

@@ -49,6 +49,18 @@ export const configSchema = {
               type: 'boolean',
               default: false,
             },
+            watchIntervalSec: {
+              description: 'Embedded mode: re-read keyFile, certFile, chainFile and caFile this often and take them over when their content changed and checks out (teams-direct-routing §2.12: a renewed certificate without a restart; every TLS connection is then rebuilt). SIGHUP and POST /tls/reload do the same at once. 0: no polling.',
+              type: 'number',
+              minimum: 0,
+              default: 60,
+            },
+            reloadGraceSec: {
+              description: 'After a certificate reload, how long a TLS connection that carried the old certificate still serves what is bound to it (responses, an INVITE still ringing) before it is closed.',
+              type: 'number',
+              minimum: 0,
+              default: 600,
+            },
           },
         },
         admin: {
@@ -274,7 +286,7 @@ export interface Config {
     mode: 'embedded' | 'external';
     contacts: string[];
     externalIp: string;
-    tls: { keyFile: string; certFile: string; chainFile: string; caFile: string; verifyPeer: boolean; verifyClients: boolean };
+    tls: { keyFile: string; certFile: string; chainFile: string; caFile: string; verifyPeer: boolean; verifyClients: boolean; watchIntervalSec: number; reloadGraceSec: number };
     admin: { host: string; port: number; secret: string };
     cdrs: boolean;
     prometheusScrapePort: string;

@@ -23,7 +23,7 @@ import { reasonPhrase } from '../sip/message/status.js';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ClientTransactionUser, ServerTransactionHandle, TimerSettings } from '../sip/transaction/types.js';
 import { TransportLayer } from '../sip/transport/transport-layer.js';
-import type { Destination, Flow, ListenPoint, Protocol, TransportSender } from '../sip/transport/types.js';
+import type { Destination, Flow, ListenPoint, Protocol, TlsOptions, TransportSender } from '../sip/transport/types.js';
 import { AppSession } from './app-session.js';
 import { ProxyCore } from './proxy-core.js';
 import { OutboundRouter } from './outbound.js';
@@ -166,6 +166,10 @@ export class DrachtioServerImpl implements DrachtioServer {
         },
       );
     }
+  }
+
+  setTls(t: TlsOptions, graceMs?: number): number {
+    return this.transport.setTls(t, graceMs);
   }
 
   get adminPort(): number {

@@ -93,5 +93,11 @@ export interface DrachtioServer {
   readonly adminPort: number;
   readonly listenPoints: ListenPoint[];
   stats(): DrachtioServerStats;
+  /**
+   * A renewed certificate for the SIP listen points and outbound TLS; every TLS connection up now
+   * is rebuilt (retired: closed after `graceMs`, default 10 min). Throws, changing nothing, when
+   * the material is unusable. Returns the connections retired.
+   */
+  setTls(t: TlsOptions, graceMs?: number): number;
   close(): Promise<void>;
 }

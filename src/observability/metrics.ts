@@ -40,6 +40,7 @@ export class GatewayMetrics {
   readonly tenantConfigVersion: Gauge;
   readonly tenantReloads: Counter;
   readonly certExpiry: Gauge<'subject'>;
+  readonly tlsReloads: Counter<'outcome'>;
   readonly cdrsWritten: Counter<'sink'>;
   readonly sessionTimerEnds: Counter<'leg' | 'outcome' | 'carrier'>;
 
@@ -67,6 +68,7 @@ export class GatewayMetrics {
     this.tenantConfigVersion = new Gauge({ name: 'teamsgw_tenant_config_version', help: 'Tenant config version served', registers: r });
     this.tenantReloads = new Counter({ name: 'teamsgw_tenant_config_reloads_total', help: 'Tenant config reloads applied', registers: r });
     this.certExpiry = new Gauge({ name: 'teamsgw_tls_certificate_expiry_timestamp_seconds', help: 'notAfter of the TLS certificates in use (unix seconds)', labelNames: ['subject'], registers: r });
+    this.tlsReloads = new Counter({ name: 'teamsgw_tls_reloads_total', help: 'Certificate reload attempts (SIGHUP, POST /tls/reload, file watch) by outcome: reloaded, unchanged, failed', labelNames: ['outcome'], registers: r });
     this.sessionTimerEnds = new Counter({ name: 'teamsgw_session_timer_terminations_total', help: 'Answered calls the gateway ended because an RFC 4028 session timer ran out (outcome=session_expired: no refresh from that leg) or our refresh failed (outcome=refresh_failed)', labelNames: ['leg', 'outcome', 'carrier'], registers: r });
     this.cdrsWritten = new Counter({ name: 'teamsgw_cdrs_written_total', help: 'CDRs written', labelNames: ['sink'], registers: r });
   }

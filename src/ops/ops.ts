@@ -11,6 +11,7 @@ import { OpsHttpServer } from '../observability/http.js';
 import { GatewayMetrics, sipClass } from '../observability/metrics.js';
 import { type CheckLine, type OptionsProbeResult, runTenantCheck, tcpReachable } from './check.js';
 import { OptionsPinger, type OptionsTarget } from './options-pinger.js';
+import { type TlsMaterial, type TlsReloadResult, type TlsReloadTrigger, TlsReloader, subjectOf } from './tls-reload.js';
 
 export interface Ops {
   metrics: GatewayMetrics;
@@ -21,6 +22,8 @@ export interface Ops {
   /** Carrier targets (host:port) currently failing their OPTIONS checks. */
   carrierDown: ReadonlySet<string>;
   check(tenantId: string): Promise<CheckLine[]>;
+  /** §2.12: re-read the TLS files and hand a renewed certificate to the SIP server (SIGHUP). */
+  reloadTls(trigger: TlsReloadTrigger): TlsReloadResult;
   close(): Promise<void>;
 }
 
@@ -29,6 +32,8 @@ export interface OpsDeps {
   ctx: GatewayContext;
   logger: Logger;
   server?: DrachtioServer;
+  /** The TLS material the embedded server runs with (from readTlsMaterial). */
+  tls?: TlsMaterial;
   pool?: RtpenginePool;
   redis?: CdrStreamSink & { status?: string };
   /** SIP connection to the server is up (drachtio-srf connected). */
@@ -75,15 +80,45 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
     metrics.redisUp.set(st.state === 'ok' ? 1 : 0);
     if (st.state === 'degraded') metrics.redisErrors.inc({ op: 'reload' });
   });
-  // Certificate expiry (alerting 30 days ahead).
-  if (config.sipServer.tls.certFile) {
+  // Certificate expiry (alerting 30 days ahead), and renewals taken over without a restart (§2.12).
+  const showCertificate = (c: X509Certificate) => {
+    metrics.certExpiry.reset();
+    metrics.certExpiry.set({ subject: subjectOf(c) }, Date.parse(c.validTo) / 1000);
+  };
+  let tlsReloader: TlsReloader | undefined;
+  const tlsSettings = config.sipServer.tls;
+  if (d.tls && d.server) {
+    const server = d.server;
+    showCertificate(d.tls.certificate);
+    tlsReloader = new TlsReloader({
+      settings: tlsSettings,
+      current: d.tls,
+      apply: (m) => server.setTls(m.options, tlsSettings.reloadGraceSec * 1000),
+      logger: logger.child({ component: 'tls' }),
+      intervalMs: tlsSettings.watchIntervalSec * 1000,
+      onResult: (r, m) => {
+        // A watch poll that found the files unchanged is not an attempt; a failure counts each time.
+        if (r.outcome !== 'unchanged' || r.trigger !== 'watch') metrics.tlsReloads.inc({ outcome: r.outcome });
+        if (m && r.outcome === 'reloaded') showCertificate(m.certificate);
+      },
+    });
+    tlsReloader.start();
+  } else if (tlsSettings.certFile) {
+    // External drachtio-server: it holds the certificate; the file still feeds the expiry alert.
     try {
-      const cert = new X509Certificate(readFileSync(config.sipServer.tls.certFile));
-      metrics.certExpiry.set({ subject: cert.subject.replace(/\n/g, ', ') }, new Date(cert.validTo).getTime() / 1000);
+      showCertificate(new X509Certificate(readFileSync(tlsSettings.certFile)));
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot read TLS certificate for expiry metric');
     }
   }
+  const reloadTls = (trigger: TlsReloadTrigger): TlsReloadResult => {
+    if (tlsReloader) return tlsReloader.reload(trigger);
+    const error = d.server
+      ? 'no TLS listen point: sipServer.tls.keyFile and certFile are not set'
+      : 'external drachtio-server: it reads its certificate at start; restart it after a renewal';
+    logger.warn({ trigger, err: error }, 'tls reload not possible');
+    return { outcome: 'failed', trigger, error };
+  };
 
   const sig = config.teams.signalingPort;
   const teamsTargets = async (fqdns: string[]): Promise<OptionsTarget[]> => {
@@ -222,6 +257,11 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       rtpengines: d.pool?.stats().instances.map((i) => ({ address: i.address, up: i.up, sessions: i.sessions })) ?? [],
     }),
     route: async (method, url) => {
+      if (url === '/tls/reload') {
+        if (method !== 'POST') return { status: 405, body: JSON.stringify({ error: 'POST /tls/reload' }) };
+        const r = reloadTls('http');
+        return { status: r.outcome === 'failed' ? 422 : 200, body: JSON.stringify(r) };
+      }
       const m = /^\/check\/([^/]+)$/.exec(url);
       if (method !== 'GET' || !m) return undefined;
       const lines = await check(decodeURIComponent(m[1]!));
@@ -244,9 +284,11 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
     ...(carrierPinger ? { carrierPinger } : {}),
     carrierDown,
     check,
+    reloadTls,
     async close() {
       if (closed) return;
       closed = true;
+      tlsReloader?.close();
       await teamsPinger.close();
       await carrierPinger?.close();
       await http.close();

@@ -60,6 +60,8 @@ export interface TlsSessionInfo {
   peerSubjectAltName?: string;
   /** Extended key usage OIDs of the peer certificate. */
   peerEku?: string[];
+  /** SHA-256 fingerprint of the peer certificate (tells a renewed certificate from the old one). */
+  peerFingerprint256?: string;
   /** 'rsa', 'ec', … */
   peerKeyType?: string;
   peerKeyBits?: number;
@@ -135,6 +137,7 @@ function sessionInfo(s: tls.TLSSocket, servername: string | undefined): TlsSessi
   const x = s.getPeerX509Certificate();
   if (x) {
     info.peerEku = x.keyUsage ?? [];
+    info.peerFingerprint256 = x.fingerprint256;
     const kt = x.publicKey.asymmetricKeyType;
     if (kt) info.peerKeyType = kt;
     const bits = x.publicKey.asymmetricKeyDetails?.modulusLength;

@@ -5,6 +5,7 @@
  * secret, Authorization/Proxy-Authorization). Plus the redaction rules themselves, in process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -200,6 +201,25 @@ describe('run-time log level', () => {
     const back = await fetch(`${opsUrl}/loglevel/info`, { method: 'PUT' });
     expect(back.status).toBe(200);
     expect((await (await fetch(`${opsUrl}/loglevel`)).text()).trim()).toBe('info');
+  });
+});
+
+describe('certificate renewal (§2.12)', () => {
+  it('SIGHUP takes a renewed certificate over without stopping the process; new connections to Teams present it', async () => {
+    const base = ft.pki.baseDomain;
+    const renewed = await ft.pki.sbc.issue({ name: 'renewed-sighup', cn: `*.${base}`, sans: [`DNS:*.${base}`, `DNS:${base}`], eku: ['serverAuth', 'clientAuth'] });
+    const fp = new X509Certificate(renewed.cert).fingerprint256;
+    await writeFile(ft.pki.sbc.server.keyPath, renewed.key);
+    await writeFile(ft.pki.sbc.server.certPath, renewed.cert);
+    const from = lines.length;
+    proc.kill('SIGHUP');
+    const done = await waitFor(() => lines.slice(from).find((l) => l.component === 'tls' && l.msg === 'tls certificate reloaded'), { timeoutMs: 5000, what: 'the reload log line' });
+    expect(done).toMatchObject({ level: 30, trigger: 'SIGHUP', notAfter: new X509Certificate(renewed.cert).validTo });
+    expect(done.retired).toBeGreaterThanOrEqual(1);
+    expect(proc.exitCode).toBeNull();
+    expect((await fetch(`${opsUrl}/ready`)).status).toBe(200);
+    // The next OPTIONS to Teams (every 1 s) goes on a new connection presenting the renewed certificate.
+    await waitFor(() => ft.connections().some((c) => c.direction === 'inbound' && c.tls.peerFingerprint256 === fp) || undefined, { timeoutMs: 5000, what: 'a connection with the renewed certificate' });
   });
 });
 

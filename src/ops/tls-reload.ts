@@ -1,0 +1,156 @@
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { DrachtioServerOptions } from '../drachtio/index.js';
+import { ConfigError } from '../util/errors.js';
+
+type TlsSettings = Config['sipServer']['tls'];
+type TlsOptions = NonNullable<DrachtioServerOptions['tls']>;
+
+/** The TLS files named by `sipServer.tls`, read and checked together. */
+export interface TlsMaterial {
+  options: TlsOptions;
+  certificate: X509Certificate;
+  /** sha256 over every file's bytes: equal digests, nothing to reload. */
+  digest: string;
+}
+
+/**
+ * Reads `sipServer.tls.{keyFile,certFile,chainFile,caFile}` and checks that they belong
+ * together: every error names the config key and the file (ConfigError), so a half-finished
+ * renewal (a new certificate beside the old key) is reported as such instead of as an OpenSSL
+ * code. With `refuseExpired` (a reload), a certificate past its notAfter is refused too: the one
+ * in use cannot be worse.
+ */
+export function readTlsMaterial(t: TlsSettings, opts: { refuseExpired?: boolean; now?: number } = {}): TlsMaterial {
+  const read = (key: keyof TlsSettings): Buffer | undefined => {
+    const path = t[key];
+    if (typeof path !== 'string' || !path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`sipServer.tls.${key} (${path}): cannot read (${(err as Error).message})`);
+    }
+  };
+  const key = read('keyFile');
+  const cert = read('certFile');
+  if (!key || !cert) throw new ConfigError('sipServer.tls: keyFile and certFile are both needed');
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch (err) {
+    throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): not a PEM certificate (${(err as Error).message})`);
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    throw new ConfigError(`sipServer.tls.keyFile (${t.keyFile}): not a PEM private key (${(err as Error).message})`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new ConfigError(`sipServer.tls.keyFile (${t.keyFile}) is not the key of the certificate in sipServer.tls.certFile (${t.certFile})`);
+  }
+  if (opts.refuseExpired && Date.parse(certificate.validTo) <= (opts.now ?? Date.now())) {
+    throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): certificate expired on ${certificate.validTo}`);
+  }
+  const chain = read('chainFile');
+  const ca = read('caFile');
+  const h = createHash('sha256');
+  for (const b of [key, cert, chain, ca]) h.update(b ?? '').update('\0');
+  return {
+    options: { key, cert, ...(chain ? { chain } : {}), ...(ca ? { ca } : {}), verifyPeer: t.verifyPeer, requestClientCert: t.verifyClients },
+    certificate,
+    digest: h.digest('hex'),
+  };
+}
+
+export type TlsReloadTrigger = 'watch' | 'SIGHUP' | 'http';
+
+export interface TlsReloadResult {
+  outcome: 'reloaded' | 'unchanged' | 'failed';
+  trigger: TlsReloadTrigger;
+  /** Why it failed (names the config key and the file). */
+  error?: string;
+  /** Reloaded: TLS connections retired (rebuilt on next use). */
+  retired?: number;
+  subject?: string;
+  notAfter?: string;
+}
+
+export interface TlsReloaderOptions {
+  settings: TlsSettings;
+  /** What the SIP server runs with now. */
+  current: TlsMaterial;
+  /** Hands new material to the SIP server; returns the connections it retired. Throws if unusable. */
+  apply: (m: TlsMaterial) => number;
+  logger: Logger;
+  /** Polling interval; 0: only reload() calls (SIGHUP, HTTP). */
+  intervalMs: number;
+  onResult?: (r: TlsReloadResult, m: TlsMaterial | undefined) => void;
+}
+
+/**
+ * Certificate renewal without a restart (teams-direct-routing §2.12). The files are re-read on
+ * SIGHUP, on `POST /tls/reload`, and every `watchIntervalSec`; when their content changed and
+ * checks out, the SIP server takes it over and rebuilds its TLS connections. Material that does
+ * not check out is refused and the server keeps what it runs with; the watch logs each distinct
+ * failure once (a renewal tool writing the files one by one is caught in between).
+ */
+export class TlsReloader {
+  readonly #o: TlsReloaderOptions;
+  #applied: string;
+  #lastWatchError: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(o: TlsReloaderOptions) {
+    this.#o = o;
+    this.#applied = o.current.digest;
+  }
+
+  start(): void {
+    if (this.#closed || this.#timer || this.#o.intervalMs <= 0) return;
+    this.#timer = setInterval(() => this.reload('watch'), this.#o.intervalMs);
+    this.#timer.unref();
+  }
+
+  reload(trigger: TlsReloadTrigger): TlsReloadResult {
+    const log = this.#o.logger;
+    let m: TlsMaterial | undefined;
+    let result: TlsReloadResult;
+    try {
+      m = readTlsMaterial(this.#o.settings, { refuseExpired: true });
+      if (m.digest === this.#applied) {
+        result = { outcome: 'unchanged', trigger };
+      } else {
+        const retired = this.#o.apply(m);
+        this.#applied = m.digest;
+        result = { outcome: 'reloaded', trigger, retired, subject: subjectOf(m.certificate), notAfter: m.certificate.validTo };
+      }
+      this.#lastWatchError = undefined;
+    } catch (err) {
+      const error = (err as Error).message;
+      result = { outcome: 'failed', trigger, error };
+      const repeated = trigger === 'watch' && error === this.#lastWatchError;
+      if (trigger === 'watch') this.#lastWatchError = error;
+      if (!repeated) log.error({ trigger, err: error }, 'tls reload refused: keeping the certificate in use');
+      this.#o.onResult?.(result, undefined);
+      return result;
+    }
+    if (result.outcome === 'reloaded') log.info({ trigger, retired: result.retired, subject: result.subject, notAfter: result.notAfter }, 'tls certificate reloaded');
+    else if (trigger !== 'watch') log.info({ trigger }, 'tls reload: files unchanged');
+    this.#o.onResult?.(result, m);
+    return result;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+export function subjectOf(c: X509Certificate): string {
+  return c.subject.replace(/\n/g, ', ');
+}
