@@ -66,6 +66,9 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       logger: logger.child({ component: 'sip-server' }),
       cdrs: sc.cdrs,
       dropConnectionOnRetryAfter: sc.dropConnectionOnRetryAfter,
+      // Teams §1.10: an INVITE Teams repeats from another datacenter takes the pending one over
+      // (drachtio-server would answer it 482, and Teams would drop the call).
+      adoptRetries: true,
       ...(sc.externalIp ? { externalIp: sc.externalIp } : {}),
       ...(tlsMaterial ? { tls: tlsMaterial.options } : {}),
     });

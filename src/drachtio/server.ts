@@ -129,6 +129,8 @@ export class DrachtioServerImpl implements DrachtioServer {
         // §17.2.4: the transaction terminates by itself; one log line for every response that failed.
         onServerTransportError: (txn, err) => this.log.debug({ txn: txn.id, err: err.message }, 'response send failed'),
         onStray2xx: (res, flow) => this.#onStray2xx(res, flow),
+        adoptsRetry: (_req, ongoing, flow) => this.#adoptsRetry(ongoing, flow),
+        onRetryAdopted: (req, txn, ongoing, flow) => this.#onRetryAdopted(req, txn, ongoing, flow),
       },
     });
     this.transport.on('connectionClosed', (info, why) => this.txl.connectionClosed(info.id, why));
@@ -363,6 +365,8 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (!txn) return this.#onNetworkAck(req, flow);
     const toTag = req.toTag;
     if (toTag) return this.#onInDialogRequest(req, txn, flow, toTag);
+    const answered = this.#retryOfAnswered(req, flow);
+    if (answered) return this.#resend2xx(answered.rec, answered.p, req, txn, flow);
 
     const method = req.method;
     // §9.1: methods that need a dialog.
@@ -402,6 +406,80 @@ export class DrachtioServerImpl implements DrachtioServer {
       return;
     }
     this.#deliverNew(app, req, txn, flow);
+  }
+
+  /**
+   * Teams Direct Routing §1.10 (`adoptRetries`): a merged INVITE (§8.2.2.2) is a retry of the
+   * pending one when it comes over another stream connection while an app owns the first and
+   * either has not answered it finally or answered 2xx that no ACK confirmed yet (the 2xx went
+   * down the lost path). Over UDP, or after a non-2xx final response, it stays a 482.
+   */
+  #adoptsRetry(ongoing: ServerTransactionHandle, flow: Flow): boolean {
+    if (!this.opts.adoptRetries || !flow.reliable) return false;
+    const n = this.#netByTxn.get(ongoing);
+    if (!n?.app || n.kind !== 'new' || n.canceled || !n.flow.reliable || n.flow.connectionId === flow.connectionId) return false;
+    return !ongoing.finalSent || !!n.dialog?.pending2xx;
+  }
+
+  /**
+   * The retry takes the pending request over (#follow). Its sender gets what it missed: the
+   * 2xx still waiting for its ACK, else the last provisional response. The first transaction
+   * ends silently: its path is gone.
+   */
+  #onRetryAdopted(req: SipRequest, txn: ServerTransactionHandle, ongoing: ServerTransactionHandle, flow: Flow): void {
+    const n = this.#netByTxn.get(ongoing);
+    if (!n) return void txn.respond(createResponse(req, 482)).catch(() => {});
+    const last = ongoing.lastResponse;
+    this.#netByTxn.delete(ongoing);
+    ongoing.close?.();
+    const p = n.dialog?.pending2xx;
+    if (p) return this.#resend2xx(n.dialog!, p, req, txn, flow);
+    this.#follow(n, req, txn, flow);
+    if (last && last.status > 100 && last.status < 200) void txn.respond(readdressed(last, req)).catch(() => {});
+  }
+
+  /**
+   * A retried INVITE whose first transaction is gone (its 2xx could not be sent: connection
+   * refused or timed out) finds the call by its dialog: the 2xx that waits for an ACK.
+   */
+  #retryOfAnswered(req: SipRequest, flow: Flow): { rec: DialogRec; p: Pending2xx } | undefined {
+    if (!this.opts.adoptRetries || !flow.reliable || req.method !== 'INVITE') return undefined;
+    const rec = this.dialogs.get(dialogIdOf(req.callId, req.fromTag));
+    const p = rec?.pending2xx;
+    if (!rec || !p || rec.d.role !== 'uas' || p.seq !== req.cseq.seq || !p.flow.reliable || p.flow.connectionId === flow.connectionId) return undefined;
+    return { rec, p };
+  }
+
+  /** The 2xx again, to the retry: its Vias, its connection; retransmissions and in-dialog requests follow. */
+  #resend2xx(rec: DialogRec, p: Pending2xx, req: SipRequest, txn: ServerTransactionHandle, flow: Flow): void {
+    this.#follow(p.net, req, txn, flow);
+    p.res = readdressed(p.res, req);
+    p.wire = p.res.toBuffer();
+    p.flow = flow;
+    void txn.respond(p.res, p.wire).catch(() => {});
+  }
+
+  /**
+   * The retry becomes the pending request: responses are built from it and go through its
+   * transaction and connection, the dialog its answer creates (or created) has its Contact and
+   * flow, and its CANCEL reaches the app.
+   */
+  #follow(n: NetTxn, req: SipRequest, txn: ServerTransactionHandle, flow: Flow): void {
+    const was = n.flow;
+    this.#netByTxn.delete(n.txn);
+    this.#netByTxn.set(txn, n);
+    n.txn = txn;
+    n.req = req;
+    n.flow = flow;
+    if (n.dialog) {
+      n.dialog.d.flow = flow;
+      const c = req.contacts[0];
+      if (c) n.dialog.d.remoteTarget = c.uri;
+    }
+    this.log.info(
+      { callId: req.callId, from: `${was.remoteAddress}:${was.remotePort}`, to: `${flow.remoteAddress}:${flow.remotePort}` },
+      'INVITE retried over another connection: the pending request follows the retry',
+    );
   }
 
   /** §9.1: a new request becomes `app`'s pending request (inbound routing and outbound mode alike). */
@@ -1305,6 +1383,11 @@ function localKey(callId: string, localTag: string): string {
 }
 
 /** The drachtio dialog id: `<Call-ID>;from-tag=<tag of the creating request's From>`. */
+/** `res` addressed to `req` instead: its Via headers, everything else as it was sent. */
+function readdressed(res: SipResponse, req: SipRequest): SipResponse {
+  return new SipResponse(res.status, res.reason, [...req.headers.filter((h) => h.key === 'via'), ...res.headers.filter((h) => h.key !== 'via')], res.body);
+}
+
 function dialogIdOf(callId: string, fromTag: string | undefined): string {
   return [callId, ';from-tag=', String(fromTag)].join('');
 }

@@ -55,6 +55,14 @@ export interface DrachtioServerOptions {
    */
   dropConnectionOnRetryAfter?: boolean;
   /**
+   * An INVITE that repeats a pending one (same Call-ID, From tag and CSeq: a §8.2.2.2 merged
+   * request) over another TCP/TLS connection takes the pending one over instead of getting 482:
+   * Teams retries a call from another datacenter when its path to the SBC failed (Teams Direct
+   * Routing §1.10). The app keeps its one request; what it sends from then on goes the retry's
+   * way. Default false (drachtio-server answers 482).
+   */
+  adoptRetries?: boolean;
+  /**
    * Outbound connection mode (wire protocol §15): new out-of-dialog requests whose method has a
    * handler (or any method, with `sipMethod: '*'`) are routed by asking the handler instead of
    * going to the apps that `route`d the method. Requests with no handler keep inbound routing.

@@ -307,7 +307,18 @@ export class TransactionLayer {
     // transaction (based on the matching rules in Section 17.2.3), the UAS core SHOULD generate
     // a 482 (Loop Detected) response and pass it to the server transaction."
     const mkey = this.#mergeKey(req);
-    if (mkey !== undefined && this.#merge.has(mkey)) {
+    const ongoing = mkey !== undefined ? this.#merge.get(mkey) : undefined;
+    if (ongoing) {
+      if (ongoing instanceof InviteServerTransaction && req.method === 'INVITE' && this.#adoptsRetry(req, ongoing, flow)) {
+        // The retry becomes the request the merge index knows: a third copy is checked against it.
+        const created = this.#createServer(req, flow, undefined, key);
+        ongoing.mergeKey = undefined;
+        this.#merge.set(mkey!, created);
+        created.mergeKey = mkey;
+        if (this.#autoTrying) (created as InviteServerTransaction).startTrying(this.#tryingDelayMs);
+        this.#safe(() => this.#core.onRetryAdopted?.(req, created, ongoing, flow));
+        return;
+      }
       const looped = this.#createServer(req, flow, undefined, key);
       looped.respond(createResponse(req, 482)).catch(noop);
       return;
@@ -327,6 +338,16 @@ export class TransactionLayer {
     if (created.terminated) return;
     // §17.2.1: "The request MUST be passed to the TU."
     this.#safe(() => this.#core.onRequest(req, created, flow));
+  }
+
+  #adoptsRetry(req: SipRequest, ongoing: InviteServerTransaction, flow: Flow): boolean {
+    const ask = this.#core.adoptsRetry;
+    if (!ask || ongoing.terminated) return false;
+    try {
+      return ask.call(this.#core, req, ongoing, flow) === true;
+    } catch {
+      return false;
+    }
   }
 
   /**

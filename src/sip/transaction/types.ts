@@ -47,6 +47,15 @@ export interface ServerCore {
    * `answered487` tells whether the 487 was sent by this call.
    */
   onCancel(cancel: SipRequest, invite: ServerTransactionHandle, answered487: boolean, flow: Flow): void;
+  /**
+   * §8.2.2.2 leaves the 482 for a merged request a SHOULD: a core that recognises `req` as a
+   * retry of the still pending INVITE `ongoing` (its sender lost the path of the first copy and
+   * sent it again another way) returns true, and the layer then creates a transaction for `req`
+   * and hands both to onRetryAdopted instead of answering 482. Only asked for INVITEs.
+   */
+  adoptsRetry?(req: SipRequest, ongoing: ServerTransactionHandle, flow: Flow): boolean;
+  /** The retry's own transaction (100 Trying already sent when autoTrying is on) and the one it takes over. */
+  onRetryAdopted?(req: SipRequest, txn: ServerTransactionHandle, ongoing: ServerTransactionHandle, flow: Flow): void;
   /** A server transaction ended (final response delivered + timers done, or transport error). */
   onServerTerminated?(txn: ServerTransactionHandle): void;
   /**

@@ -147,8 +147,8 @@ export const DEFAULT_REFER_TO = '<sip:+15550009999@sip.pstnhub.microsoft.com;use
 export abstract class TeamsDialog {
   readonly host: CallHost;
   readonly callId: string;
-  /** The endpoint (proxy) this dialog lives on. */
-  readonly endpoint: EndpointName;
+  /** The endpoint (proxy) this dialog lives on (an OutboundCall's retryFrom() moves it). */
+  endpoint: EndpointName;
   localTag: string;
   remoteTag = '';
   /** From/To URIs without tags, as header values. */
@@ -592,8 +592,10 @@ export type OutboundCallState = 'calling' | 'early' | 'confirmed' | 'failed' | '
 
 /** A call the fake Teams sends to the SBC (Teams user → PSTN). */
 export class OutboundCall extends TeamsDialog {
-  readonly invite: SipRequest;
-  readonly dest: FtDestination;
+  invite: SipRequest;
+  dest: FtDestination;
+  /** retryFrom() calls so far: responses of an abandoned attempt are ignored. */
+  #attempt = 0;
   readonly sentAt = Date.now();
   state: OutboundCallState = 'calling';
   readonly responses = new Awaitable<SipResponse>();
@@ -630,19 +632,49 @@ export class OutboundCall extends TeamsDialog {
 
   /** Starts the INVITE client transaction (called by FakeTeams.originate). */
   start(): void {
+    const attempt = this.#attempt;
+    const current = () => attempt === this.#attempt;
     this.#txnHandle = this.host.txn.request(this.invite, this.dest, {
-      onResponse: (res) => this.#onResponse(res),
+      onResponse: (res) => {
+        if (current()) this.#onResponse(res);
+      },
       onTimeout: () => {
+        if (!current()) return;
         this.state = 'failed';
         this.error = new Error(`INVITE ${this.callId} timed out (Timer B)`);
         this.responses.close(this.error);
       },
       onTransportError: (err) => {
+        if (!current()) return;
         this.state = 'failed';
         this.error = err;
         this.responses.close(new Error(`INVITE ${this.callId} not delivered: ${err.message}`));
       },
     });
+  }
+
+  /**
+   * §1.10: Teams lost its path to the SBC and sends the same INVITE again from another
+   * datacenter: same Call-ID, From (tag), To, CSeq and body, with `endpoint`'s Via and Contact,
+   * over a new connection from its address. The first attempt's transaction is abandoned: what it
+   * still reports is ignored. `responses` keeps what both attempts received.
+   */
+  retryFrom(endpoint: EndpointName): void {
+    if (this.state !== 'calling' && this.state !== 'early') throw new Error(`retryFrom: INVITE ${this.callId} is ${this.state}`);
+    this.#attempt++;
+    this.#txnHandle?.close();
+    const ep = this.host.endpoint(endpoint);
+    const again = new SipRequest('INVITE', this.invite.uri);
+    for (const h of this.invite.headers) {
+      if (h.key === 'via') again.add('Via', `SIP/2.0/TLS ${ep.address}:${ep.port};branch=${newBranch()};rport`);
+      else if (h.key === 'contact') again.add('Contact', `<sip:${ep.fqdn}:${ep.port};transport=tls>`);
+      else again.add(h.name, h.value);
+    }
+    again.body = this.invite.body;
+    this.invite = again;
+    this.endpoint = endpoint;
+    this.dest = { ...this.dest, localAddress: ep.address, newConnection: true };
+    this.start();
   }
 
   #onResponse(res: SipResponse): void {

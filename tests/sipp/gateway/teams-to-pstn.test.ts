@@ -7,6 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
+import { sleep } from '../../helpers/net.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
 import { GW_IP, GW_TLS_PORT, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
 import { carrierCall, expectSippOk, finalStatuses, header, received, startTarget } from './sipp-gateway.js';
@@ -215,6 +216,74 @@ describe('Teams → PSTN: carrier target priority and failover', () => {
     expect(r.logs).toContain('AUTH OK');
     const second = invitesAt(r)[1]!;
     expect(header(second, 'Authorization')).toMatch(/^Digest .*username="gw-trunk"/);
+  });
+});
+
+describe('Teams → PSTN: a retry from another Teams datacenter (§1.10)', () => {
+  it('Teams loses its connection while the carrier rings and repeats the INVITE from sip2: the pending call follows the retry, the carrier is dialled once', async () => {
+    const target = await startTarget({ scenario: 'target-ring-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460131', tenant: ACME, newConnection: true });
+    await call.waitForResponse(180);
+    // The first datacenter's path breaks; Teams sends the same INVITE (Call-ID, From tag, CSeq)
+    // from another datacenter over a new connection.
+    expect(h.ft.dropConnections({ endpoint: 'sip', direction: 'outbound' })).toBeGreaterThan(0);
+    const mark = call.responses.items.length;
+    call.retryFrom('sip2');
+    const ok = await call.waitForFinal(8000);
+    expect(ok.status).toBe(200);
+    const retryVia = call.invite.get('via')!;
+    expect(retryVia).toMatch(/^SIP\/2\.0\/TLS 127\.0\.5\.2:/);
+    const got = call.responses.items.slice(mark);
+    // Its own 100 at once, the ringing it missed, then the answer: all addressed to the retry.
+    expect(got.map((r) => r.status)).toEqual([100, 180, 200]);
+    for (const r of got) expect(r.get('via')!.startsWith(retryVia)).toBe(true);
+    expect(ok.getAll('contact')).toEqual([`<sip:${ACME}:5061;transport=tls>`]);
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    expect(invitesAt(r)).toHaveLength(1);
+    expect(h.ft.violations).toEqual([]);
+  });
+});
+
+describe('Teams → PSTN: a retry after the answer was lost (§1.10)', () => {
+  // 'down': the gateway's new connection to the first datacenter (to send its 200) is refused and
+  // the first transaction is gone, so the call is found by its dialog; 'hang': that connection
+  // hangs, the first transaction is alive. Either way the retry gets the 2xx. ('down' first: a
+  // listener closes only once its sockets are gone, and 'hang' leaves one for the connect timeout.)
+  it.each(['down', 'hang'] as const)('the first datacenter\'s path breaks before the 200 (%s): the retry gets the same 200, ACKs it, the call works', async (mode) => {
+    const target = await startTarget({ scenario: 'target-ring-answer.xml', ip: T2 });
+    const call = h.ft.originate({ to: '+442079460132', tenant: ACME, newConnection: true });
+    await call.waitForResponse(180);
+    // ('down' closes the listener, which completes once its connections are gone.)
+    const moded = h.ft.setMode('sip', mode);
+    try {
+      // Every connection with the first datacenter, the gateway's own (OPTIONS) included: a
+      // response goes over any connection to its Via address (RFC 3261 §18.2.2).
+      expect(h.ft.dropConnections({ endpoint: 'sip' })).toBeGreaterThan(0);
+      await moded;
+      await sleep(2600); // the carrier answers after 2 s; the gateway's 200 cannot reach the first datacenter
+      expect(call.responses.items.some((r) => r.status === 200)).toBe(false);
+      const mark = call.responses.items.length;
+      call.retryFrom('sip2');
+      const ok = await call.waitForFinal(5000);
+      expect(ok.status).toBe(200);
+      const got = call.responses.items.slice(mark);
+      expect(got.map((r) => r.status)).toEqual([100, 200]);
+      expect(ok.get('via')!.startsWith(call.invite.get('via')!)).toBe(true);
+      expect(ok.toTag).toBeTruthy();
+      expect(parseSdp(ok.body.toString('utf8')).media[0]?.proto).toBe('RTP/SAVP');
+      // The ACK (from sip2) confirmed the call: no ACK-timeout BYE; in-dialog requests work both ways.
+      await sleep(300);
+      expect(call.requests.items.map((q) => q.method)).not.toContain('BYE');
+      expect((await call.bye()).status).toBe(200);
+      const r = await target.done;
+      expectSippOk(r);
+      expect(invitesAt(r)).toHaveLength(1);
+      expect(h.ft.violations).toEqual([]);
+    } finally {
+      await h.ft.setMode('sip', 'up');
+    }
   });
 });
 

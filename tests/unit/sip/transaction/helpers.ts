@@ -162,12 +162,23 @@ export class RecordingCore implements ServerCore {
   readonly stray: SipResponse[] = [];
   /** Optional behaviour run on each new request (e.g. respond at once). */
   onNew: ((req: SipRequest, txn: ServerTransactionHandle | null) => void) | undefined;
+  /** What adoptsRetry answers (default: no, so merged requests get 482). */
+  adoptRetries = false;
+  readonly asked: Array<{ req: SipRequest; ongoing: ServerTransactionHandle }> = [];
+  readonly adopted: Array<{ req: SipRequest; txn: ServerTransactionHandle; ongoing: ServerTransactionHandle }> = [];
 
   constructor(readonly clock: FakeClock) {}
 
   onRequest(req: SipRequest, txn: ServerTransactionHandle | null, flow: Flow): void {
     this.requests.push({ req, txn, flow });
     this.onNew?.(req, txn);
+  }
+  adoptsRetry(req: SipRequest, ongoing: ServerTransactionHandle): boolean {
+    this.asked.push({ req, ongoing });
+    return this.adoptRetries;
+  }
+  onRetryAdopted(req: SipRequest, txn: ServerTransactionHandle, ongoing: ServerTransactionHandle): void {
+    this.adopted.push({ req, txn, ongoing });
   }
   onCancel(cancel: SipRequest, invite: ServerTransactionHandle, answered487: boolean): void {
     this.cancels.push({ cancel, invite, answered487 });

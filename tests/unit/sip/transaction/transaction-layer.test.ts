@@ -230,6 +230,33 @@ describe('TransactionLayer: merged requests (§8.2.2.2)', () => {
     expect(core.requests).toHaveLength(2);
   });
 
+  it('a core that takes a merged INVITE as a retry (adoptsRetry) gets it in a transaction of its own with its 100, and no 482 goes out', () => {
+    const { core, layer, transport } = rig({ tryingDelayMs: 0 });
+    core.adoptRetries = true;
+    const a = makeRequest('INVITE', { fromTag: 'f1', callId: 'c1', cseq: 5 });
+    const retry = makeRequest('INVITE', { fromTag: 'f1', callId: 'c1', cseq: 5, sentBy: '127.0.0.6:5061' });
+    layer.receive(a, flowOf());
+    const first = core.requests[0]!.txn!;
+    layer.receive(retry, flowOf());
+    expect(core.requests.map((r) => r.req)).toEqual([a]);
+    expect(core.asked.map((x) => [x.req, x.ongoing])).toEqual([[retry, first]]);
+    expect(core.adopted).toHaveLength(1);
+    const { txn, ongoing } = core.adopted[0]!;
+    expect(ongoing).toBe(first);
+    expect(txn).not.toBe(first);
+    expect(txn.request).toBe(retry);
+    expect(transport.responses(482)).toHaveLength(0);
+    expect(transport.responses(100).map((r) => r.getAll('via'))).toEqual([a.getAll('via'), retry.getAll('via')]);
+    // The retry's retransmission is absorbed by its own transaction; a third copy is weighed against the retry.
+    layer.receive(retry, flowOf());
+    expect(core.adopted).toHaveLength(1);
+    core.adoptRetries = false;
+    const third = makeRequest('INVITE', { fromTag: 'f1', callId: 'c1', cseq: 5, sentBy: '127.0.0.7:5061' });
+    layer.receive(third, flowOf());
+    expect(core.asked.at(-1)!.ongoing).toBe(txn);
+    expect(transport.responses(482).map((r) => r.getAll('via'))).toEqual([third.getAll('via')]);
+  });
+
   it('does not apply to requests with a To tag', () => {
     const { core, layer, transport } = rig();
     layer.receive(makeRequest('INFO', { fromTag: 'f', callId: 'c', cseq: 3, toTag: 't' }), flowOf());
