@@ -279,7 +279,6 @@ export const TEAMS_CLOUDS: Readonly<Record<TeamsCloud, { proxies: readonly strin
   dod: { proxies: ['sip.pstnhub.dod.teams.microsoft.us'], sourceCidrs: ['52.127.64.0/21'], domain: 'pstnhub.dod.teams.microsoft.us', fixedSignalingPort: true },
 };
 
-
 export interface Config {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   sipServer: {

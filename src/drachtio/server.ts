@@ -1382,12 +1382,12 @@ function localKey(callId: string, localTag: string): string {
   return [callId, localTag].join('\n');
 }
 
-/** The drachtio dialog id: `<Call-ID>;from-tag=<tag of the creating request's From>`. */
 /** `res` addressed to `req` instead: its Via headers, everything else as it was sent. */
 function readdressed(res: SipResponse, req: SipRequest): SipResponse {
   return new SipResponse(res.status, res.reason, [...req.headers.filter((h) => h.key === 'via'), ...res.headers.filter((h) => h.key !== 'via')], res.body);
 }
 
+/** The drachtio dialog id: `<Call-ID>;from-tag=<tag of the creating request's From>`. */
 function dialogIdOf(callId: string, fromTag: string | undefined): string {
   return [callId, ';from-tag=', String(fromTag)].join('');
 }
