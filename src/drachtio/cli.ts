@@ -13,7 +13,11 @@ const USAGE = `usage: teams-gw sip-server [options]
   --port <n>                             admin port [9022]
   --secret <s>                           admin secret [$DRACHTIO_SECRET or cymru]
   --external-ip <ip>                     advertised address for all contacts
-  --key-file, --cert-file, --chain-file  TLS material for transport=tls contacts
+  --key-file, --cert-file, --chain-file  TLS material for transport=tls contacts; re-read on SIGHUP
+                                         (a renewed certificate: every TLS connection is rebuilt)
+  --adopt-retries                        an INVITE repeated over another TCP/TLS connection (same
+                                         Call-ID, From tag, CSeq) takes the pending one over
+                                         instead of getting 482 (Teams datacenter retries)
   --loglevel <level>                     error|warn|info|debug [info]
   --user-agent-options-auto-respond <ua> answer OPTIONS from this User-Agent with 200
   --prometheus-scrape-port <[addr:]port> serve drachtio_* metrics on /metrics
@@ -27,8 +31,28 @@ const USAGE = `usage: teams-gw sip-server [options]
                                          parameters, POST also sends the raw SIP message as body
 `;
 
+export interface ParsedArgs {
+  opts: DrachtioServerOptions;
+  loglevel: string;
+  prometheus?: string;
+  /** Where the TLS material came from (re-read on SIGHUP). */
+  tlsFiles?: TlsFiles;
+}
+
+interface TlsFiles {
+  keyFile: string;
+  certFile: string;
+  chainFile?: string;
+}
+
+function readTls(f: TlsFiles): NonNullable<DrachtioServerOptions['tls']> {
+  const t: NonNullable<DrachtioServerOptions['tls']> = { key: readFileSync(f.keyFile), cert: readFileSync(f.certFile) };
+  if (f.chainFile) t.chain = readFileSync(f.chainFile);
+  return t;
+}
+
 /** Builds server options from drachtio-style flags (+ optional XML file); flags win over the file. */
-export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; loglevel: string; prometheus?: string } {
+export function optionsFromArgs(argv: string[]): ParsedArgs {
   const { values } = parseArgs({
     args: argv,
     allowPositionals: false,
@@ -42,6 +66,7 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
       'key-file': { type: 'string' },
       'cert-file': { type: 'string' },
       'chain-file': { type: 'string' },
+      'adopt-retries': { type: 'boolean' },
       loglevel: { type: 'string' },
       'user-agent-options-auto-respond': { type: 'string' },
       'prometheus-scrape-port': { type: 'string' },
@@ -71,11 +96,13 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
   const keyFile = values['key-file'] ?? xml?.tls?.keyFile;
   const certFile = values['cert-file'] ?? xml?.tls?.certFile;
   const chainFile = values['chain-file'] ?? xml?.tls?.chainFile;
+  let tlsFiles: TlsFiles | undefined;
   if (keyFile || certFile) {
     if (!keyFile || !certFile) throw new ConfigError('TLS needs both --key-file and --cert-file');
-    opts.tls = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
-    if (chainFile) opts.tls.chain = readFileSync(chainFile);
+    tlsFiles = { keyFile, certFile, ...(chainFile ? { chainFile } : {}) };
+    opts.tls = readTls(tlsFiles);
   }
+  if (values['adopt-retries']) opts.adoptRetries = true;
   const ua = values['user-agent-options-auto-respond'] ?? xml?.userAgentOptionsAutoRespond;
   if (ua) opts.userAgentOptionsAutoRespond = ua;
   if (values.cdrs || xml?.cdrs) opts.cdrs = true;
@@ -98,8 +125,9 @@ export function optionsFromArgs(argv: string[]): { opts: DrachtioServerOptions; 
   if (xml?.spammers) opts.spammers = xml.spammers;
   if (xml?.outboundProxy) opts.outboundProxy = xml.outboundProxy;
   const prometheus = values['prometheus-scrape-port'] ?? (xml?.prometheusPort ? String(xml.prometheusPort) : undefined);
-  const out: { opts: DrachtioServerOptions; loglevel: string; prometheus?: string } = { opts, loglevel: values.loglevel ?? xml?.loglevel ?? 'info' };
+  const out: ParsedArgs = { opts, loglevel: values.loglevel ?? xml?.loglevel ?? 'info' };
   if (prometheus) out.prometheus = prometheus;
+  if (tlsFiles) out.tlsFiles = tlsFiles;
   return out;
 }
 
@@ -135,5 +163,16 @@ export default async function sipServerCommand(argv: string[]): Promise<number> 
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // A renewed certificate without a restart (Teams Direct Routing §2.12): unusable files are
+  // refused and the running certificate stays.
+  const files = parsed.tlsFiles;
+  process.on('SIGHUP', () => {
+    if (!files) return void logger.warn('SIGHUP: no --key-file/--cert-file to reload');
+    try {
+      logger.info({ retired: server.setTls(readTls(files)) }, 'tls certificate reloaded');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'tls reload refused: keeping the certificate in use');
+    }
+  });
   return -1;
 }

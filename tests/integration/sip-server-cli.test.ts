@@ -7,12 +7,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, UdpPeer, waitFor, waitListening } from '../helpers/net.js';
+import { optionsFromArgs } from '../../src/drachtio/cli.js';
+import { createTestPki } from '../helpers/pki.js';
 import { startSipServerCli, type CliServer } from '../helpers/sip-server.js';
 import { connectSrf } from '../helpers/srf.js';
 
 const SIP_IP = '127.0.10.1';
+const TLS_IP = '127.0.10.4';
 const PEER_IP = '127.0.10.2';
 const dir = mkdtempSync(join(tmpdir(), 'sip-server-cli-'));
 
@@ -109,6 +113,51 @@ describe('teams-gw sip-server -f drachtio.conf.xml', () => {
     const code = await new Promise<number | null>((r) => child.on('close', r));
     expect(code).toBe(2);
     expect(err).toContain(`${conf}: <admin port="abc"> is not a port number`);
+  });
+});
+
+describe('teams-gw sip-server: certificate reload on SIGHUP (§2.12)', () => {
+  it('a renewed key and certificate are taken over without a restart; a key that does not match is refused and the running certificate stays', async () => {
+    const pki = await createTestPki(join(dir, 'pki'), { server: { cn: 'sip-server.test.invalid', sans: ['DNS:sip-server.test.invalid', `IP:${TLS_IP}`] } });
+    const renewed = await pki.issue({ name: 'renewed', cn: 'renewed.test.invalid', sans: ['DNS:sip-server.test.invalid', `IP:${TLS_IP}`] });
+    const keyFile = join(dir, 'live.key');
+    const certFile = join(dir, 'live.crt');
+    writeFileSync(keyFile, pki.server.key);
+    writeFileSync(certFile, pki.server.cert);
+    const admin = await freePort('127.0.0.1', ['tcp']);
+    const srv = await startSipServerCli({
+      args: ['--contact', `sips:${TLS_IP}:5061;transport=tls`, '--key-file', keyFile, '--cert-file', certFile, '--port', String(admin), '--loglevel', 'info'],
+      ready: { tcp: [['127.0.0.1', admin], [TLS_IP, 5061]] },
+    });
+    started.push(srv);
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const sock = tls.connect({ host: TLS_IP, port: 5061, servername: 'sip-server.test.invalid', ca: pki.ca.cert }, () => {
+          resolve(String(sock.getPeerCertificate().subject.CN));
+          sock.destroy();
+        });
+        sock.on('error', reject);
+      });
+    expect(await served()).toBe('sip-server.test.invalid');
+    // Half-written renewal: the new key beside the old certificate.
+    writeFileSync(keyFile, renewed.key);
+    srv.child.kill('SIGHUP');
+    await waitFor(() => srv.output().includes('tls reload refused'), { timeoutMs: 5000, what: 'the refusal' });
+    expect(srv.output()).toMatch(/key values mismatch/);
+    expect(await served()).toBe('sip-server.test.invalid');
+    writeFileSync(certFile, renewed.cert);
+    srv.child.kill('SIGHUP');
+    await waitFor(() => srv.output().includes('tls certificate reloaded'), { timeoutMs: 5000, what: 'the reload' });
+    expect(await served()).toBe('renewed.test.invalid');
+    expect(srv.child.exitCode).toBeNull();
+  });
+});
+
+describe('teams-gw sip-server flags', () => {
+  it('--adopt-retries turns on the §1.10 retry take-over (off by default, as in drachtio-server)', () => {
+    expect(optionsFromArgs(['--adopt-retries']).opts.adoptRetries).toBe(true);
+    expect(optionsFromArgs([]).opts.adoptRetries).toBeUndefined();
+    expect(() => optionsFromArgs(['--key-file', join(dir, 'none.key')])).toThrow('TLS needs both --key-file and --cert-file');
   });
 });
 
