@@ -246,13 +246,35 @@ describe('Teams → PSTN: a retry from another Teams datacenter (§1.10)', () =>
   });
 });
 
+describe('Teams → PSTN: a retry that is then cancelled (§1.10)', () => {
+  it('a CANCEL of the retry reaches the carrier: Teams gets 487 on the retry, the call is gone', async () => {
+    const target = await startTarget({ scenario: 'target-trying-only.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460133', tenant: ACME, newConnection: true });
+    await call.waitForResponse(100);
+    h.ft.dropConnections({ endpoint: 'sip', direction: 'outbound' });
+    const mark = call.responses.items.length;
+    call.retryFrom('sip2');
+    await call.waitForResponse((r) => r.status === 100 && call.responses.items.indexOf(r) >= mark);
+    const t0 = Date.now();
+    call.cancel();
+    expect((await call.waitForFinal()).status).toBe(487);
+    // Well before the gateway's own no-provisional timeout (1.5 s) would have cancelled the carrier.
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const r = await target.done;
+    expectSippOk(r);
+    expect(invitesAt(r)).toHaveLength(1);
+    expect(received(r, /^CANCEL /)).toHaveLength(1);
+    expect(h.ft.violations).toEqual([]);
+  });
+});
+
 describe('Teams → PSTN: a retry after the answer was lost (§1.10)', () => {
   // 'down': the gateway's new connection to the first datacenter (to send its 200) is refused and
   // the first transaction is gone, so the call is found by its dialog; 'hang': that connection
   // hangs, the first transaction is alive. Either way the retry gets the 2xx. ('down' first: a
   // listener closes only once its sockets are gone, and 'hang' leaves one for the connect timeout.)
   it.each(['down', 'hang'] as const)('the first datacenter\'s path breaks before the 200 (%s): the retry gets the same 200, ACKs it, the call works', async (mode) => {
-    const target = await startTarget({ scenario: 'target-ring-answer.xml', ip: T2 });
+    const target = await startTarget({ scenario: 'target-ring-answer.xml', ip: T1 });
     const call = h.ft.originate({ to: '+442079460132', tenant: ACME, newConnection: true });
     await call.waitForResponse(180);
     // ('down' closes the listener, which completes once its connections are gone.)
