@@ -6,6 +6,7 @@ import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.
 import { earlyCarrierOffer } from './carrier-leg.js';
 import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
 import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
+import { ownedBy, screenCallerId } from './caller-id.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
@@ -113,6 +114,16 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const se = parseSessionExpires(req.has('Session-Expires') ? req.get('Session-Expires') : undefined);
   if (se && se.seconds < st.minSeconds) return reject(422, undefined, undefined, { ...teamsHeaders, 'Min-SE': String(st.minSeconds) });
   if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30, teamsHeaders);
+  // Caller-ID screening (tenant teams.callerIdScreening), before admission: a refused call takes
+  // no slot. PAI goes on only when its number is the tenant's too.
+  const teamsFrom = userOf(req.get('From')) ?? 'anonymous';
+  const historyInfo = req.has('History-Info') ? headerValues(req, 'History-Info') : [];
+  const caller = await screenCallerId(ctx, tenant, teamsFrom, historyInfo);
+  if (!caller) return reject(403, reason(21, `Caller ID ${teamsFrom} is not a number of this tenant`), undefined, teamsHeaders);
+  if (caller.verdict === 'replaced') log.warn({ from: teamsFrom, presented: caller.number }, 'caller ID screening: not a number of the tenant, replaced by its default');
+  const pai = tenant.teams.forwardPai && req.has('P-Asserted-Identity') ? String(req.get('P-Asserted-Identity')) : undefined;
+  const paiNumber = pai ? userOf(pai) : undefined;
+  const forwardPai = pai !== undefined && (tenant.teams.callerIdScreening === 'off' || (paiNumber !== undefined && (await ownedBy(ctx, tenant, paiNumber))));
   const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch((err: Error) => {
     log.error({ err: err.message }, 'admission check failed');
     return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
@@ -122,7 +133,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   // Teams may send an unescaped '#' in the user part (§5.7); userOf() tolerates it.
   const dialled = userOf(req.uri) ?? '';
   const tenantNumber = normalize(dialled, tenant.normalization.outbound);
-  const fromUser = userOf(req.get('From')) ?? 'anonymous';
+  const fromUser = caller.number;
   const targets = carrierTargets(ctx, tenant);
   const s = new CallSession({ log, direction: 'outbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
   pending.session = s;
@@ -183,10 +194,10 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       let timerHeaders = carrierInviteHeaders(carrierSt);
       if (timerHeaders) supported.push('timer');
       if (supported.length) headers.Supported = supported.join(', ');
-      if (tenant.teams.forwardPai && req.has('P-Asserted-Identity')) headers['P-Asserted-Identity'] = req.get('P-Asserted-Identity');
+      if (forwardPai) headers['P-Asserted-Identity'] = pai!;
       if (tenant.teams.forwardPai && req.has('Privacy')) headers.Privacy = req.get('Privacy');
-      if (tenant.teams.historyInfoToDiversion && req.has('History-Info')) {
-        const div = historyInfoToDiversion(headerValues(req, 'History-Info'));
+      if (tenant.teams.historyInfoToDiversion && historyInfo.length) {
+        const div = historyInfoToDiversion(historyInfo);
         if (div) headers.Diversion = div;
       }
       const opts: Record<string, unknown> = { headers: { ...headers, ...timerHeaders }, localSdp: offer };

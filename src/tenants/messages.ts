@@ -37,6 +37,8 @@ export const msg = {
   // --- ring groups -------------------------------------------------------------------------
   ringGroupDid: (did: string, tenant: string) =>
     `ring group number "${did}" is not a DID of tenant "${tenant}": add it (or a range or prefix covering it) to the tenant's dids`,
+  callerIdDefaultMissing: () => 'callerIdScreening "replace" needs teams.defaultCallerId: the number presented instead of one the tenant does not own',
+  callerIdDefaultNotOwned: (n: string, tenant: string) => `defaultCallerId "${n}" is not a DID of tenant "${tenant}": carriers would be sent a number the tenant does not own`,
   ringGroupDuplicate: (did: string, where: Where) => `duplicate ring group for "${did}": already defined at ${where}`,
   ringGroupFallback: (fallback: string) => `fallback "${fallback}" is also a member of the ring group: it would ring twice`,
 

@@ -53,6 +53,13 @@ export interface TeamsOptions {
   forwardPai: boolean;
   /** Map History-Info from Teams to a Diversion header toward the carrier. */
   historyInfoToDiversion: boolean;
+  /**
+   * Teams → PSTN caller-ID screening: a caller number the tenant does not own (not one of its
+   * DIDs, and not forwarded by one) is replaced by `defaultCallerId`, or the call is rejected.
+   */
+  callerIdScreening: 'off' | 'replace' | 'reject';
+  /** `+E164`, one of the tenant's DIDs; required for `replace`. */
+  defaultCallerId?: string;
 }
 
 /** A tenant as looked up on the call path. */

@@ -27,6 +27,7 @@ import type {
   TenantConfig,
   TenantConfigSet,
   TenantSettings,
+  TeamsOptions,
   TrunkRef,
 } from './types.js';
 
@@ -121,6 +122,12 @@ function ownsNumber(entries: readonly DidEntry[], exact: ReadonlySet<string>, di
     if (e.kind === 'range' && e.first.length === digits.length && Number(e.first) <= Number(digits) && Number(digits) <= Number(e.last)) return true;
   }
   return false;
+}
+
+/** `+E164` covered by one of `entries`. */
+function owns(entries: readonly DidEntry[], e164: string): boolean {
+  const exact = new Set(entries.flatMap((e) => (e.kind === 'exact' ? [e.digits] : [])));
+  return ownsNumber(entries.filter((e) => e.kind !== 'exact'), exact, e164.slice(1));
 }
 
 /**
@@ -418,11 +425,18 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       dids.push(formatDid(e));
     });
     parsedDids.push(list);
-    const ringGroups = checkRingGroups(problems, it, id ?? '', list.includes(undefined) ? undefined : (list as DidEntry[]));
+    const entries = list.includes(undefined) ? undefined : (list as DidEntry[]);
+    const ringGroups = checkRingGroups(problems, it, id ?? '', entries);
     const normalization = checkRules(problems, it);
     const limits = isObj(v.limits) ? v.limits : {};
     const media = isObj(v.media) ? v.media : {};
     const teams = isObj(v.teams) ? v.teams : {};
+    const screening = (str(teams.callerIdScreening) ?? 'off') as TeamsOptions['callerIdScreening'];
+    const defaultCallerId = str(teams.defaultCallerId);
+    if (screening === 'replace' && defaultCallerId === undefined) problems.add(it.src, [...it.path, 'teams', 'defaultCallerId'], 'caller-id-default', msg.callerIdDefaultMissing());
+    if (defaultCallerId !== undefined && isE164(defaultCallerId) && entries && !owns(entries, defaultCallerId)) {
+      problems.add(it.src, [...it.path, 'teams', 'defaultCallerId'], 'caller-id-default', msg.callerIdDefaultNotOwned(defaultCallerId, id ?? ''));
+    }
     tenants.push({
       id: id ?? '',
       name: String(v.name),
@@ -444,6 +458,8 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
         advertiseRefer: teams.advertiseRefer !== false,
         forwardPai: teams.forwardPai === true,
         historyInfoToDiversion: teams.historyInfoToDiversion !== false,
+        callerIdScreening: screening,
+        ...(defaultCallerId !== undefined ? { defaultCallerId } : {}),
       },
     });
   }

@@ -46,7 +46,7 @@ export const NOT_ALLOWED_IP = '127.0.6.20';
 /** Carrier targets by priority (udp .30, udp .31, tcp .32), all port 5060. */
 export const TARGET_IPS = ['127.0.6.30', '127.0.6.31', '127.0.6.32'] as const;
 export const TENANTS_DIR = resolve(import.meta.dirname, '../../fixtures/gateway/tenants');
-export const TENANT_FQDNS = ['acme', 'plain', 'transcoder', 'tiny', 'bursty', 'gone'].map((t) => `${t}.customers.example.net`);
+export const TENANT_FQDNS = ['acme', 'plain', 'transcoder', 'strict', 'tiny', 'bursty', 'gone'].map((t) => `${t}.customers.example.net`);
 export const CARRIER_PASSWORD_ENV = 'GW_TEST_CARRIER_PASSWORD';
 export const CARRIER_PASSWORD = 'trunk-s3cret';
 
@@ -210,7 +210,7 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
     await boot(current);
     cleanups.push(async () => gw?.close());
 
-    const tenantIds = ['acme', 'plain', 'transcoder', 'tiny', 'bursty', 'gone'];
+    const tenantIds = ['acme', 'plain', 'transcoder', 'strict', 'tiny', 'bursty', 'gone'];
     const h: GatewayHarness = {
       mode,
       get gw() {

@@ -309,6 +309,56 @@ describe('Teams → PSTN: a retry after the answer was lost (§1.10)', () => {
   });
 });
 
+describe('Teams → PSTN: caller-ID screening (tenant teams.callerIdScreening)', () => {
+  const TRANSCODER = 'transcoder.customers.example.net';
+  const STRICT = 'strict.customers.example.net';
+  /** One answered Teams → PSTN call; the INVITE the carrier got. */
+  const callThrough = async (o: Parameters<GatewayHarness['ft']['originate']>[0]): Promise<string> => {
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate(o);
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    return invitesAt(r)[0]!;
+  };
+
+  it('replace: a number the tenant does not own reaches the carrier as its defaultCallerId; its own numbers and anonymous pass', async () => {
+    // (carrier-a's outbound normalization strips the plus)
+    expect(header(await callThrough({ to: '+442079460140', tenant: TRANSCODER, from: '+15551230000' }), 'From')).toMatch(/^<sip:14255550400@/);
+    expect(logged(h, 'caller ID screening: not a number of the tenant, replaced by its default').at(-1)).toMatchObject({ from: '+15551230000', presented: '+14255550400', tenant: 'transcoder' });
+    expect(header(await callThrough({ to: '+442079460141', tenant: TRANSCODER, from: '+14255550433' }), 'From')).toMatch(/^<sip:14255550433@/);
+    expect(header(await callThrough({ to: '+442079460142', tenant: TRANSCODER, from: 'anonymous' }), 'From')).toMatch(/^<sip:anonymous@/);
+  });
+
+  it('reject: a number the tenant does not own gets 403 (Q.850 21) and reaches no carrier', async () => {
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460143', tenant: STRICT, from: '+14255550100' }); // acme's number, not strict's
+    const res = await call.waitForFinal();
+    expect(res.status).toBe(403);
+    expect(res.get('reason')).toMatch(/^Q\.850;cause=21;text="Caller ID \+14255550100 is not a number of this tenant"/);
+    const r = await stopped(target);
+    expect(invitesAt(r), sippReport(r)).toEqual([]);
+  });
+
+  it('reject: the tenant\'s own number passes; a call one of its users forwards (History-Info) keeps the original caller; PAI goes on only with a number of the tenant', async () => {
+    let inv = await callThrough({ to: '+442079460144', tenant: STRICT, from: '+14255550701', pai: '<tel:+14255550701>' });
+    expect(header(inv, 'From')).toMatch(/^<sip:14255550701@/);
+    expect(header(inv, 'P-Asserted-Identity')).toBe('<tel:+14255550701>');
+    inv = await callThrough({ to: '+442079460145', tenant: STRICT, from: '+14255550702', pai: '<tel:+15551230000>' });
+    expect(header(inv, 'From')).toMatch(/^<sip:14255550702@/);
+    expect(header(inv, 'P-Asserted-Identity')).toBeUndefined();
+    // Simultaneous ring / forwarding: the PSTN caller stays the caller, the tenant's user forwarded it.
+    const historyInfo = [
+      '<sip:+14255550703@sip.pstnhub.microsoft.com;user=phone>;index=1',
+      '<sip:+447700900123@sip.pstnhub.microsoft.com;user=phone?Reason=SIP%3Bcause%3D302>;index=1.1',
+    ];
+    inv = await callThrough({ to: '+447700900123', tenant: STRICT, from: '+15551230000', historyInfo });
+    expect(header(inv, 'From')).toMatch(/^<sip:15551230000@/);
+    expect(header(inv, 'Diversion')).toBe('<sip:+447700900123@sip.pstnhub.microsoft.com;user=phone>;reason=unconditional;counter=1');
+  });
+});
+
 describe('Teams → PSTN: identity headers', () => {
   const historyInfo = [
     '<sip:+14255550100@sip.pstnhub.microsoft.com;user=phone>;index=1',

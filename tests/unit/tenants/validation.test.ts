@@ -42,12 +42,25 @@ describe('tenant config validation: the example set', () => {
     const t = r.config!.tenants[0]!;
     expect(t.enabled).toBe(true);
     expect(t.media).toEqual({ codecs: ['PCMU', 'PCMA'], transcoding: false });
-    expect(t.teams).toEqual({ advertiseRefer: true, forwardPai: false, historyInfoToDiversion: true });
+    expect(t.teams).toEqual({ advertiseRefer: true, forwardPai: false, historyInfoToDiversion: true, callerIdScreening: 'off' });
     expect(r.config!.carriers[0]!.targets[0]).toEqual({ host: 'sip.alpha.example', port: 5061, transport: 'tls', priority: 10 });
   });
 });
 
 describe('tenant config validation: each rule has its exact message', () => {
+  it('caller-ID screening: replace needs a defaultCallerId, which must be a DID of the tenant; off and reject need none', () => {
+    const teams = (t: string) => `    teams: { ${t} }\n`;
+    expect(check([{ id: 'a', dids: ['+14255550100-+14255550199'], extra: teams('callerIdScreening: replace, defaultCallerId: "+14255550150"') }])).toEqual([]);
+    expect(check([{ id: 'a', dids: ['+14255550100-+14255550199'], extra: teams('callerIdScreening: reject') }])).toEqual([]);
+    const missing = only(check([{ id: 'a', dids: ['+14255550100'], extra: teams('callerIdScreening: replace') }]));
+    expect(missing).toMatchObject({ path: 'tenants[0].teams.defaultCallerId', rule: 'caller-id-default' });
+    expect(missing.message).toBe('callerIdScreening "replace" needs teams.defaultCallerId: the number presented instead of one the tenant does not own');
+    const foreign = only(check([{ id: 'a', dids: ['+14255550100'] }, { id: 'b', dids: ['+14255550200*'], extra: teams('callerIdScreening: replace, defaultCallerId: "+14255550100"') }]));
+    expect(foreign).toMatchObject({ path: 'tenants[1].teams.defaultCallerId', rule: 'caller-id-default' });
+    expect(foreign.message).toBe('defaultCallerId "+14255550100" is not a DID of tenant "b": carriers would be sent a number the tenant does not own');
+    expect(only(check([{ id: 'a', dids: ['+14255550100'], extra: teams('callerIdScreening: sometimes') }])).path).toBe('tenants[0].teams.callerIdScreening');
+  });
+
   it('duplicate FQDN', () => {
     const p = only(check([{ id: 'a' }, { id: 'b', fqdn: 'a.customers.example.net' }]));
     expect(p).toMatchObject({ file: 'tenants.yaml', line: line(1, 'fqdn'), column: 11, path: 'tenants[1].fqdn', rule: 'fqdn-duplicate' });
