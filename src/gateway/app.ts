@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CidrTable, parseCidr } from '../tenants/ip.js';
 import type { GatewayContext } from './context.js';
-import { reason } from './context.js';
+import { reason, sendFailure } from './context.js';
 import { prackAnsweredHere } from './carrier-leg.js';
 import { handleCarrierInvite } from './inbound.js';
 import { handleTeamsInvite } from './outbound.js';
@@ -57,12 +57,12 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
         res.send(403, { headers: { Reason: reason(21, 'Teams traffic must use TLS') } });
         return;
       }
-      void handleTeamsInvite(ctx, req, res);
+      guarded(ctx, req, res, handleTeamsInvite(ctx, req, res));
       return;
     }
     const carrier = ctx.tenants.carrierBySourceIp(src);
     if (carrier) {
-      void handleCarrierInvite(ctx, req, res, carrier);
+      guarded(ctx, req, res, handleCarrierInvite(ctx, req, res, carrier));
       return;
     }
     if (ctx.config.carriers.unknownSource === 'drop') {
@@ -71,5 +71,17 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
     }
     ctx.log.info({ src, callId: req.get('Call-ID') }, 'INVITE from unknown source rejected');
     res.send(403, { headers: { Reason: reason(21, 'Source address not allowed') } });
+  });
+}
+
+/**
+ * A call flow that throws outside its own error handling (the tenant store unreachable for an
+ * exact-number lookup, say) must not take the process down as an unhandled rejection: the
+ * caller gets 503 with Retry-After, other calls go on, and the error is logged.
+ */
+function guarded(ctx: GatewayContext, req: any, res: any, flow: Promise<void>): void {
+  flow.catch((err: Error) => {
+    ctx.log.error({ callId: req.get('Call-ID'), err: err.message, code: (err as { code?: string }).code }, 'call flow failed: 503');
+    sendFailure(res, 503, reason(41, 'Temporary failure'), 5);
   });
 }

@@ -63,6 +63,8 @@ export interface HarnessOptions {
   fakeTeams?: Partial<FakeTeamsOptions>;
   /** Where the gateway's tenants come from (default 'memory'; see the module comment). */
   tenantStore?: 'memory' | 'redis';
+  /** tenantStore 'redis': preload exact numbers only up to this many (0: every exact-number lookup asks Redis). */
+  preloadExactLimit?: number;
 }
 
 export interface CliRun {
@@ -90,6 +92,8 @@ export interface GatewayHarness {
   assertIdle(timeoutMs?: number): Promise<void>;
   /** afterEach: stop SIPp, assert idle, reset fake Teams scripts/violations. */
   afterEach(): Promise<void>;
+  /** The harness' redis-server (tenantStore 'redis' only). */
+  readonly redis: RedisServerHandle | undefined;
   /** `teams-gw tenants <args> --redis-url <the harness Redis>` (tenantStore 'redis' only). */
   tenantsCli(args: string[]): Promise<CliRun>;
   /** Stops the gateway and starts a new one with the same (or a modified) config. */
@@ -192,7 +196,9 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
       if (applied.code !== 0) throw new Error(`tenants apply of the fixture failed: ${applied.err}`);
     }
     const tenantStore = (): TenantStore =>
-      redis ? new RedisTenantStore({ redis: { url: redis.url }, pollIntervalMs: 1000 }) : new MemoryTenantStore({ configDir: TENANTS_DIR });
+      redis
+        ? new RedisTenantStore({ redis: { url: redis.url }, pollIntervalMs: 1000, ...(opts.preloadExactLimit !== undefined ? { preloadExactLimit: opts.preloadExactLimit } : {}) })
+        : new MemoryTenantStore({ configDir: TENANTS_DIR });
     const logs: LogLine[] = [];
     let current: Record<string, any> = deepMerge(base, opts.config ?? {});
     let gw: Gateway | undefined;
@@ -221,6 +227,9 @@ export async function startGatewayHarness(opts: HarnessOptions = {}): Promise<Ga
       },
       ft,
       rtpengine,
+      get redis() {
+        return redis;
+      },
       get config() {
         return config!;
       },
