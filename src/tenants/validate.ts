@@ -137,8 +137,6 @@ function owns(entries: readonly DidEntry[], e164: string): boolean {
 function checkRingGroups(problems: ProblemList, it: Item, tenantId: string, entries: DidEntry[] | undefined): RingGroup[] {
   const list = arr(it.value.ringGroups);
   if (list.length === 0) return [];
-  const nonExact = entries?.filter((e) => e.kind !== 'exact') ?? [];
-  const exact = new Set(entries?.flatMap((e) => (e.kind === 'exact' ? [e.digits] : [])) ?? []);
   const seen = new Map<string, PathSeg[]>();
   const out: RingGroup[] = [];
   list.forEach((g, k) => {
@@ -150,7 +148,7 @@ function checkRingGroups(problems: ProblemList, it: Item, tenantId: string, entr
       if (prev) problems.add(it.src, [...at, 'did'], 'ring-group-duplicate', msg.ringGroupDuplicate(did, ProblemList.where(it.src, prev)));
       else {
         seen.set(did, at);
-        if (entries && !ownsNumber(nonExact, exact, did.slice(1))) problems.add(it.src, [...at, 'did'], 'ring-group-did', msg.ringGroupDid(did, tenantId));
+        if (entries && !owns(entries, did)) problems.add(it.src, [...at, 'did'], 'ring-group-did', msg.ringGroupDid(did, tenantId));
       }
     }
     const members = arr(g.members).filter((m): m is string => typeof m === 'string');
