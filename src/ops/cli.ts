@@ -27,6 +27,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stdout.write(`calls: ${body.calls}  draining: ${body.draining}  tenant config version: ${body.tenantsVersion} (${body.tenantStore})\n`);
     for (const p of body.teamsProxies ?? []) process.stdout.write(`  teams proxy ${p.host}: ${p.up ? 'up' : 'DOWN'}\n`);
     for (const r of body.rtpengines ?? []) process.stdout.write(`  rtpengine ${r.address}: ${r.up ? 'up' : 'DOWN'} (${r.sessions} sessions)\n`);
+    if (body.tls) {
+      const last = body.tls.lastReload;
+      process.stdout.write(`tls certificate ${body.tls.subject}, valid until ${body.tls.notAfter}${last ? `; last reload ${last.at} (${last.trigger}): ${last.outcome}${last.error ? ` — ${last.error}` : ''}` : ''}\n`);
+    }
   }
   return body.ready ? 0 : 1;
 }

@@ -81,9 +81,13 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
     if (st.state === 'degraded') metrics.redisErrors.inc({ op: 'reload' });
   });
   // Certificate expiry (alerting 30 days ahead), and renewals taken over without a restart (§2.12).
+  /** For /status: the certificate in use and the last reload attempt. */
+  const tlsStatus: { subject?: string; notAfter?: string; lastReload?: { at: string; outcome: string; trigger: string; error?: string } } = {};
   const showCertificate = (c: X509Certificate) => {
     metrics.certExpiry.reset();
     metrics.certExpiry.set({ subject: subjectOf(c) }, Date.parse(c.validTo) / 1000);
+    tlsStatus.subject = subjectOf(c);
+    tlsStatus.notAfter = c.validTo;
   };
   let tlsReloader: TlsReloader | undefined;
   const tlsSettings = config.sipServer.tls;
@@ -98,7 +102,10 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       intervalMs: tlsSettings.watchIntervalSec * 1000,
       onResult: (r, m) => {
         // A watch poll that found the files unchanged is not an attempt; a failure counts each time.
-        if (r.outcome !== 'unchanged' || r.trigger !== 'watch') metrics.tlsReloads.inc({ outcome: r.outcome });
+        if (r.outcome !== 'unchanged' || r.trigger !== 'watch') {
+          metrics.tlsReloads.inc({ outcome: r.outcome });
+          tlsStatus.lastReload = { at: new Date().toISOString(), outcome: r.outcome, trigger: r.trigger, ...(r.error ? { error: r.error } : {}) };
+        }
         if (m && r.outcome === 'reloaded') showCertificate(m.certificate);
       },
     });
@@ -255,6 +262,7 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       tenantStore: ctx.tenants.status().state,
       teamsProxies: config.teams.proxies.map((p) => ({ host: p.host, up: ctx.teamsProxies.isUp(p.host) })),
       rtpengines: d.pool?.stats().instances.map((i) => ({ address: i.address, up: i.up, sessions: i.sessions })) ?? [],
+      ...(tlsStatus.subject ? { tls: tlsStatus } : {}),
     }),
     route: async (method, url) => {
       if (url === '/tls/reload') {

@@ -80,6 +80,9 @@ describe('TLS certificate reload (§2.12)', () => {
     expect(expiry).toHaveLength(1);
     expect(Number(expiry[0]!.split(' ').at(-1))).toBe(Date.parse(new X509Certificate(renewed.cert).validTo) / 1000);
     expect(await metric('teamsgw_tls_reloads_total{outcome="reloaded"}')).toEqual(['teamsgw_tls_reloads_total{outcome="reloaded"} 1']);
+    // /status (and `teams-gw status`) show the certificate in use and the last reload.
+    const status = (await (await fetch(`${opsUrl}/status`)).json()) as { tls: Record<string, any> };
+    expect(status.tls).toMatchObject({ notAfter: new X509Certificate(renewed.cert).validTo, lastReload: { outcome: 'reloaded', trigger: 'http' } });
   });
 
   it('a key that does not belong to the certificate is refused with the config key and file named; the server keeps its certificate and connections', async () => {
@@ -100,6 +103,8 @@ describe('TLS certificate reload (§2.12)', () => {
       expect(open.every((id) => still.some((c) => c.id === id))).toBe(true);
       expect(still.map(presented).every((f) => f === inUse)).toBe(true);
       expect(await metric('teamsgw_tls_reloads_total{outcome="failed"}')).toEqual(['teamsgw_tls_reloads_total{outcome="failed"} 1']);
+      const status = (await (await fetch(`${opsUrl}/status`)).json()) as { tls: Record<string, any> };
+      expect(status.tls).toMatchObject({ notAfter: new X509Certificate(renewed.cert).validTo, lastReload: { outcome: 'failed', error: expect.stringContaining('is not the key of the certificate') } });
     } finally {
       await copyFile(`${h.ft.pki.sbc.server.keyPath}.renewed`, h.ft.pki.sbc.server.keyPath);
     }

@@ -150,6 +150,8 @@ describe('teams-gw status', () => {
     expect(r.out).toContain('ok   sip\n');
     expect(r.out).toMatch(/tenant config version: \d+ \(ok\)/);
     for (const p of h.ft.proxies) expect(r.out).toContain(`teams proxy ${p.host}: up`);
+    // The certificate in use (no reload yet).
+    expect(r.out).toMatch(/^tls certificate .*CN=\*\.customers\.example\.net, valid until \w{3} +\d+ [\d:]+ \d{4} GMT\n/m);
     const j = await cli('status', '--url', h.opsUrl, '--json');
     expect(JSON.parse(j.out)).toMatchObject({ ready: true, checks: { sip: true, tenants: true, media: true }, calls: 0, draining: false });
   }, 30_000);
