@@ -24,7 +24,7 @@ export async function screenCallerId(ctx: GatewayContext, tenant: Tenant, from: 
   if (from === 'anonymous') return { number: from, verdict: 'anonymous' };
   if (await ownedBy(ctx, tenant, from)) return { number: from, verdict: 'owned' };
   for (const h of historyInfo) {
-    const n = /sips?:(\+[0-9]+)@/i.exec(decodeURIComponent(h))?.[1];
+    const n = /sips?:(\+[0-9]+)@/i.exec(h)?.[1];
     if (n && (await ownedBy(ctx, tenant, n))) return { number: from, verdict: 'forwarded' };
   }
   if (mode === 'replace' && tenant.teams.defaultCallerId) return { number: tenant.teams.defaultCallerId, verdict: 'replaced' };
