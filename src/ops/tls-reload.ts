@@ -16,14 +16,18 @@ export interface TlsMaterial {
   digest: string;
 }
 
-/**
- * Reads `sipServer.tls.{keyFile,certFile,chainFile,caFile}` and checks that they belong
- * together: every error names the config key and the file (ConfigError), so a half-finished
- * renewal (a new certificate beside the old key) is reported as such instead of as an OpenSSL
- * code. With `refuseExpired` (a reload), a certificate past its notAfter is refused too: the one
- * in use cannot be worse.
- */
-export function readTlsMaterial(t: TlsSettings, opts: { refuseExpired?: boolean; now?: number } = {}): TlsMaterial {
+/** The bytes of the files named by `sipServer.tls`, and a digest over all of them. */
+interface TlsFiles {
+  key: Buffer;
+  cert: Buffer;
+  chain: Buffer | undefined;
+  ca: Buffer | undefined;
+  /** sha256 over every file's bytes: equal digests, nothing to reload. */
+  digest: string;
+}
+
+/** Reads `sipServer.tls.{keyFile,certFile,chainFile,caFile}`; errors name the config key and the file. */
+function readTlsFiles(t: TlsSettings): TlsFiles {
   const read = (key: keyof TlsSettings): Buffer | undefined => {
     const path = t[key];
     if (typeof path !== 'string' || !path) return undefined;
@@ -36,15 +40,29 @@ export function readTlsMaterial(t: TlsSettings, opts: { refuseExpired?: boolean;
   const key = read('keyFile');
   const cert = read('certFile');
   if (!key || !cert) throw new ConfigError('sipServer.tls: keyFile and certFile are both needed');
+  const chain = read('chainFile');
+  const ca = read('caFile');
+  const h = createHash('sha256');
+  for (const b of [key, cert, chain, ca]) h.update(b ?? '').update('\0');
+  return { key, cert, chain, ca, digest: h.digest('hex') };
+}
+
+/**
+ * Checks that the files belong together: every error names the config key and the file
+ * (ConfigError), so a half-finished renewal (a new certificate beside the old key) is reported
+ * as such instead of as an OpenSSL code. With `refuseExpired` (a reload), a certificate past its
+ * notAfter is refused too: the one in use cannot be worse.
+ */
+function checkTlsFiles(t: TlsSettings, f: TlsFiles, opts: { refuseExpired?: boolean; now?: number }): TlsMaterial {
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(cert);
+    certificate = new X509Certificate(f.cert);
   } catch (err) {
     throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): not a PEM certificate (${(err as Error).message})`);
   }
   let privateKey: ReturnType<typeof createPrivateKey>;
   try {
-    privateKey = createPrivateKey(key);
+    privateKey = createPrivateKey(f.key);
   } catch (err) {
     throw new ConfigError(`sipServer.tls.keyFile (${t.keyFile}): not a PEM private key (${(err as Error).message})`);
   }
@@ -54,15 +72,16 @@ export function readTlsMaterial(t: TlsSettings, opts: { refuseExpired?: boolean;
   if (opts.refuseExpired && Date.parse(certificate.validTo) <= (opts.now ?? Date.now())) {
     throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): certificate expired on ${certificate.validTo}`);
   }
-  const chain = read('chainFile');
-  const ca = read('caFile');
-  const h = createHash('sha256');
-  for (const b of [key, cert, chain, ca]) h.update(b ?? '').update('\0');
   return {
-    options: { key, cert, ...(chain ? { chain } : {}), ...(ca ? { ca } : {}), verifyPeer: t.verifyPeer, requestClientCert: t.verifyClients },
+    options: { key: f.key, cert: f.cert, ...(f.chain ? { chain: f.chain } : {}), ...(f.ca ? { ca: f.ca } : {}), verifyPeer: t.verifyPeer, requestClientCert: t.verifyClients },
     certificate,
-    digest: h.digest('hex'),
+    digest: f.digest,
   };
+}
+
+/** The TLS files named by `sipServer.tls`, read and checked (readTlsFiles, checkTlsFiles). */
+export function readTlsMaterial(t: TlsSettings, opts: { refuseExpired?: boolean; now?: number } = {}): TlsMaterial {
+  return checkTlsFiles(t, readTlsFiles(t), opts);
 }
 
 export type TlsReloadTrigger = 'watch' | 'SIGHUP' | 'http';
@@ -120,10 +139,12 @@ export class TlsReloader {
     let m: TlsMaterial | undefined;
     let result: TlsReloadResult;
     try {
-      m = readTlsMaterial(this.#o.settings, { refuseExpired: true });
-      if (m.digest === this.#applied) {
+      // Unchanged files need no checks: the same bytes are what the server runs with.
+      const files = readTlsFiles(this.#o.settings);
+      if (files.digest === this.#applied) {
         result = { outcome: 'unchanged', trigger };
       } else {
+        m = checkTlsFiles(this.#o.settings, files, { refuseExpired: true });
         const retired = this.#o.apply(m);
         this.#applied = m.digest;
         result = { outcome: 'reloaded', trigger, retired, subject: subjectOf(m.certificate), notAfter: m.certificate.validTo };

@@ -51,6 +51,10 @@ describe('readTlsMaterial', () => {
     const s = settings({ keyFile: expired.keyPath, certFile: expired.certPath });
     expect(readTlsMaterial(s).certificate.validTo).toBeTruthy();
     expect(() => readTlsMaterial(s, { refuseExpired: true })).toThrow(new RegExp(`^sipServer\\.tls\\.certFile \\(${expired.certPath}\\): certificate expired on `));
+    // Files that did not change are not checked again: unchanged, not a refused renewal.
+    const logger = pino({ level: 'silent' });
+    const r = new TlsReloader({ settings: s, current: readTlsMaterial(s), apply: () => 0, logger, intervalMs: 0 });
+    expect(r.reload('SIGHUP')).toEqual({ outcome: 'unchanged', trigger: 'SIGHUP' });
   });
 });
 
