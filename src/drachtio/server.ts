@@ -415,9 +415,9 @@ export class DrachtioServerImpl implements DrachtioServer {
    * down the lost path). Over UDP, or after a non-2xx final response, it stays a 482.
    */
   #adoptsRetry(ongoing: ServerTransactionHandle, flow: Flow): boolean {
-    if (!this.opts.adoptRetries || !flow.reliable) return false;
+    if (!this.opts.adoptRetries) return false;
     const n = this.#netByTxn.get(ongoing);
-    if (!n?.app || n.kind !== 'new' || n.canceled || !n.flow.reliable || n.flow.connectionId === flow.connectionId) return false;
+    if (!n?.app || n.kind !== 'new' || n.canceled || !otherConnection(n.flow, flow)) return false;
     return !ongoing.finalSent || !!n.dialog?.pending2xx;
   }
 
@@ -446,7 +446,7 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (!this.opts.adoptRetries || !flow.reliable || req.method !== 'INVITE') return undefined;
     const rec = this.dialogs.get(dialogIdOf(req.callId, req.fromTag));
     const p = rec?.pending2xx;
-    if (!rec || !p || rec.d.role !== 'uas' || p.seq !== req.cseq.seq || !p.flow.reliable || p.flow.connectionId === flow.connectionId) return undefined;
+    if (!rec || !p || rec.d.role !== 'uas' || p.seq !== req.cseq.seq || !otherConnection(p.flow, flow)) return undefined;
     return { rec, p };
   }
 
@@ -1380,6 +1380,11 @@ const WELL_KNOWN_SINGLE = new Set(['from', 'to', 'call-id', 'cseq', 'contact', '
  */
 function localKey(callId: string, localTag: string): string {
   return [callId, localTag].join('\n');
+}
+
+/** Two stream connections, not the same one: a retry came another way (Teams §1.10). */
+function otherConnection(first: Flow, retry: Flow): boolean {
+  return first.reliable && retry.reliable && first.connectionId !== retry.connectionId;
 }
 
 /** `res` addressed to `req` instead: its Via headers, everything else as it was sent. */

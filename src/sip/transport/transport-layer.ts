@@ -358,7 +358,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
   setTls(t: TlsOptions, graceMs = RENEW_GRACE_MS): number {
     this.#assertOpen();
     checkTlsMaterial(t);
-    for (const spec of this.#specs) if (spec.protocol === 'tls') spec.tls = t;
+    // Each TLS listener holds its #specs entry, where outbound connections read the TLS conf too.
     for (const l of this.#listeners) if (l.protocol === 'tls') l.setTls(t);
     let retired = 0;
     for (const c of [...this.#conns.values()]) if (c.protocol === 'tls' && this.retire(c.id, graceMs)) retired++;
