@@ -53,6 +53,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const media = deps.media ?? (await createMedia(config, logger));
   let server: DrachtioServer | undefined;
   let admin = { host: sc.admin.host, port: sc.admin.port, secret: sc.admin.secret };
+  const resolver = new Resolver(config.teams.hosts);
   if (sc.mode === 'embedded') {
     // Same process, but the app still connects over loopback TCP with the real drachtio-srf
     // client, so the wire protocol is exercised on every run.
@@ -69,6 +70,8 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
       // Teams §1.10: an INVITE Teams repeats from another datacenter takes the pending one over
       // (drachtio-server would answer it 482, and Teams would drop the call).
       adoptRetries: true,
+      // In-dialog requests to Teams go to its Contact/Record-Route FQDN (§2.14), as the app's do.
+      resolve: (host) => resolver.resolve(host),
       ...(sc.externalIp ? { externalIp: sc.externalIp } : {}),
       ...(tlsMaterial ? { tls: tlsMaterial.options } : {}),
     });
@@ -86,7 +89,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     tenants,
     admission,
     media,
-    resolver: new Resolver(config.teams.hosts),
+    resolver,
     teamsProxies: new TeamsProxyList(config.teams.proxies),
     calls,
     carrierDown: new Set<string>(),

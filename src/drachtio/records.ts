@@ -71,6 +71,11 @@ export interface DialogRec {
   d: Dialog;
   app: AppSession | undefined;
   lp: ListenPoint;
+  /**
+   * UAS over a connection the peer opened, without its leave to reuse it (flow-reuse.ts): our
+   * in-dialog requests go to the route set / remote target instead.
+   */
+  targetOnly?: boolean;
   /** UAS: 2xx waiting for its ACK. */
   pending2xx?: Pending2xx;
   /** UAC: the INVITE (initial or re-INVITE) whose 2xx the app must ACK. */

@@ -29,6 +29,7 @@ import { ProxyCore } from './proxy-core.js';
 import { OutboundRouter } from './outbound.js';
 import { type AppSip, parseAppSip, wireHeaderName } from './app-sip.js';
 import { chooseListenPoint, hostport, isOwnAddress, parseContact, transportUri } from './contacts.js';
+import { peerAllowsReuse } from './flow-reuse.js';
 import type { AppTxn, DialogRec, NetTxn, Pending2xx } from './records.js';
 import type { DrachtioServer, DrachtioServerOptions, DrachtioServerStats, Logger } from './types.js';
 import { type WireMessage, safeField, wireTime } from './wire/codec.js';
@@ -729,6 +730,7 @@ export class DrachtioServerImpl implements DrachtioServer {
 
   async #resolve(host: string): Promise<string> {
     if (isIP(host)) return host;
+    if (this.opts.resolve) return this.opts.resolve(host);
     const r = await lookup(host);
     return r.address;
   }
@@ -965,10 +967,15 @@ export class DrachtioServerImpl implements DrachtioServer {
     if (rec.pending2xx) this.#stop2xx(rec);
   }
 
-  /** Where in-dialog requests go (§12.2.1.1 + loose routing §16.12). */
+  /**
+   * Where in-dialog requests go (§12.2.1.1 + loose routing §16.12). A stream connection stays the
+   * dialog's path when we opened it (reopened to the same address if it closed), or when the peer
+   * opened it and allows reuse (flow-reuse.ts); otherwise the request goes to the route set or
+   * remote target, over a connection of ours.
+   */
   async #dialogDestination(rec: DialogRec): Promise<Destination> {
     const flow = rec.d.flow;
-    if (flow && flow.reliable) {
+    if (flow && flow.reliable && !(rec.targetOnly && flow.direction === 'inbound')) {
       return { protocol: flow.protocol, host: flow.remoteAddress, port: flow.remotePort, localAddress: flow.localAddress, localPort: flow.localPort };
     }
     const first = rec.d.routeSet[0];
@@ -978,6 +985,7 @@ export class DrachtioServerImpl implements DrachtioServer {
     const protocol: Protocol = tparam === 'tcp' || tparam === 'tls' || tparam === 'udp' ? tparam : u.scheme === 'sips' ? 'tls' : (flow?.protocol ?? rec.lp.protocol);
     const host = await this.#resolve(u.host);
     const dest: Destination = { protocol, host, port: u.port ?? (protocol === 'tls' ? 5061 : 5060) };
+    if (protocol === 'tls' && !isIP(u.host)) dest.servername = u.host;
     const lp = chooseListenPoint(this.#lps, host, protocol) ?? rec.lp;
     dest.localAddress = lp.host;
     dest.localPort = lp.port;
@@ -1207,6 +1215,7 @@ export class DrachtioServerImpl implements DrachtioServer {
       state,
     });
     const rec: DialogRec = { id: dialogIdOf(req.callId, req.fromTag), d, app: n.app, lp, method: req.method as 'INVITE' | 'SUBSCRIBE' };
+    if (!peerAllowsReuse(req, n.flow)) rec.targetOnly = true;
     n.dialog = rec;
     this.#addDialog(rec);
     return rec;

@@ -63,6 +63,12 @@ export interface DrachtioServerOptions {
    */
   adoptRetries?: boolean;
   /**
+   * Host name → IP address for every request the server sends (the apps' targets and in-dialog
+   * targets). Default: the system resolver. The gateway passes its own, which honours
+   * `teams.hosts`.
+   */
+  resolve?: (host: string) => Promise<string>;
+  /**
    * Outbound connection mode (wire protocol §15): new out-of-dialog requests whose method has a
    * handler (or any method, with `sipMethod: '*'`) are routed by asking the handler instead of
    * going to the apps that `route`d the method. Requests with no handler keep inbound routing.

@@ -91,6 +91,7 @@ export class StreamConnection {
       remotePort: socket.remotePort ?? 0,
       reliable: true,
       connectionId: id,
+      direction,
     };
     this.tls = socket instanceof tls.TLSSocket ? tlsPeerInfo(socket) : undefined;
     const fo: ConstructorParameters<typeof StreamFramer>[0] = { maxMessageBytes: opts.maxMessageBytes };

@@ -16,6 +16,11 @@ export interface Flow {
   reliable: boolean;
   /** Stream transports: id of the connection (stable for its lifetime). */
   connectionId?: number;
+  /**
+   * Stream transports: who opened the connection ('inbound': the peer). RFC 5923 §5: a
+   * connection the peer opened carries our requests only if the peer asked for it.
+   */
+  direction?: 'inbound' | 'outbound';
 }
 
 /** Where to send a request: an IP literal (resolution happens above) plus the protocol. */

@@ -39,7 +39,8 @@ export type ViolationRule =
   | 'answer-crypto'
   | 'ack-missing'
   | 'notify-format'
-  | 'response-timing';
+  | 'response-timing'
+  | 'connection-reuse';
 
 export interface Violation {
   rule: ViolationRule;

@@ -424,6 +424,12 @@ export class FakeTeams {
 
   #onMessage(msg: SipMessage, flow: Flow, endpoint: string): void {
     this.#record('in', msg, flow, endpoint);
+    // §2.14: "connections the proxy opens carry only its own requests and their responses". An
+    // SBC request on one is a violation, and like the proxy we do not act on it.
+    if (msg instanceof SipRequest && flow.connectionId !== undefined && this.#connRecords.get(flow.connectionId)?.direction === 'outbound') {
+      this.#violate([{ rule: 'connection-reuse', ref: '§2.14', message: `${msg.method} sent on a connection Teams opened (${flow.remoteAddress}:${flow.remotePort} → ${flow.localAddress}:${flow.localPort})` }], endpoint, msg);
+      return;
+    }
     try {
       const ctx = this.#context(endpoint, flow);
       if (msg instanceof SipRequest) {

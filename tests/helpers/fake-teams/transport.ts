@@ -118,6 +118,8 @@ interface Ep {
   delayMs: number;
   raw: net.Server | undefined;
   tlsServer: tls.Server;
+  /** Connections accepted in 'hang' mode, their handshake never answered. */
+  hung: Set<net.Socket>;
 }
 
 function sessionInfo(s: tls.TLSSocket, servername: string | undefined): TlsSessionInfo {
@@ -213,7 +215,7 @@ export class FakeTeamsTransport implements TransportSender {
         const peer = (raw && this.#peers.get(raw)) ?? { address: s.remoteAddress, port: s.remotePort };
         this.#hooks.onTlsFailure({ endpoint: spec.name, direction: 'inbound', at: Date.now(), remoteAddress: peer.address, remotePort: peer.port, error: err.message });
       });
-      this.#eps.set(spec.name, { spec, mode: 'up', delayMs: 0, raw: undefined, tlsServer });
+      this.#eps.set(spec.name, { spec, mode: 'up', delayMs: 0, raw: undefined, tlsServer, hung: new Set() });
     }
   }
 
@@ -258,7 +260,10 @@ export class FakeTeamsTransport implements TransportSender {
     s.once('close', () => this.#sockets.delete(s));
     switch (ep.mode) {
       case 'hang':
-        return; // never answer the ClientHello
+        // Never answer the ClientHello (until the endpoint leaves 'hang', see setMode).
+        ep.hung.add(s);
+        s.once('close', () => ep.hung.delete(s));
+        return;
       case 'reset':
         s.resetAndDestroy(); // a plain TCP socket here
         return;
@@ -280,6 +285,8 @@ export class FakeTeamsTransport implements TransportSender {
     if (!ep) throw new Error(`unknown fake Teams endpoint ${name}`);
     ep.mode = mode;
     ep.delayMs = delayMs;
+    // A proxy that stops hanging (restarted) resets the handshakes it left hanging.
+    if (mode !== 'hang') for (const h of [...ep.hung]) h.resetAndDestroy();
     if (mode === 'down') {
       const srv = ep.raw;
       ep.raw = undefined;

@@ -7,7 +7,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
-import { sleep } from '../../helpers/net.js';
+import { SipRequest } from '../../../src/sip/message/index.js';
+import { sleep, waitFor } from '../../helpers/net.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
 import { GW_IP, GW_TLS_PORT, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
 import { carrierCall, expectSippOk, finalStatuses, header, received, startTarget } from './sipp-gateway.js';
@@ -307,6 +308,36 @@ describe('Teams → PSTN: a retry after the answer was lost (§1.10)', () => {
       await h.ft.setMode('sip', 'up');
     }
   });
+});
+
+describe('Teams → PSTN: the gateway\'s requests to Teams go on connections the gateway opens (§2.14)', () => {
+  // Teams' proxies carry only their own requests on the connections they open, and close them
+  // after 2 idle minutes. A BYE from the gateway must go to Teams' Contact over a connection of
+  // its own, whether Teams' connection is still up or not (the fake Teams ignores, and reports, an
+  // SBC request on a connection it opened).
+  for (const teamsClosed of [false, true]) {
+    it(`the carrier hangs up${teamsClosed ? ' after Teams closed the connection its INVITE came on' : ''}: the BYE reaches Teams over the gateway's own connection`, async () => {
+      const target = await startTarget({ scenario: 'target-answer-bye.xml', ip: T1 });
+      const call = h.ft.originate({ to: '+442079460131', tenant: ACME });
+      expect((await call.waitForFinal()).status).toBe(200);
+      const teamsConn = h.ft.messages.find((m) => m.dir === 'out' && m.msg instanceof SipRequest && m.msg.method === 'INVITE' && m.msg.callId === call.callId)!.connectionId;
+      if (teamsClosed) {
+        await sleep(200); // the ACK is through
+        expect(h.ft.dropConnections({ direction: 'outbound' }, true)).toBeGreaterThan(0);
+      }
+      await waitFor(() => call.ended, { timeoutMs: 5000, what: 'BYE from the gateway' });
+      expect(call.endedBy).toBe('sbc');
+      const bye = h.ft.messages.find((m) => m.dir === 'in' && m.msg instanceof SipRequest && m.msg.method === 'BYE' && m.msg.callId === call.callId)!;
+      expect(bye.connectionId).not.toBe(teamsConn);
+      expect(h.ft.connections().find((c) => c.id === bye.connectionId)?.direction).toBe('inbound'); // the gateway opened it
+      // To the Contact of Teams' INVITE: its FQDN, on the proxy that sent the call.
+      expect(bye.endpoint).toBe('sip');
+      expect(bye.msg instanceof SipRequest && bye.msg.uri).toBe(`sip:${h.ft.endpoints.sip.fqdn}:${h.ft.endpoints.sip.port};transport=tls`);
+      expectSippOk(await target.done);
+      expect(h.ft.violations).toEqual([]);
+      await waitFor(async () => (await h.pool.activeSessions()) === 0, { what: 'media released' });
+    });
+  }
 });
 
 describe('Teams → PSTN: caller-ID screening (tenant teams.callerIdScreening)', () => {
