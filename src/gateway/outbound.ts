@@ -11,6 +11,7 @@ import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
 import { type AttemptResult, UacAttempt } from './uac-attempt.js';
+import { LOCATION_HEADERS, joinBody, splitBody } from './location.js';
 
 /** Carrier failover verdict: next target on timeout, 408 or 5xx; stop on 486, 603 and other 4xx/6xx. */
 export function carrierFailover(status: number | undefined): boolean {
@@ -154,7 +155,12 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   };
 
   try {
-    let offer: string | undefined = req.body;
+    // §5.9 / RFC 6442: an emergency call's location (PIDF-LO) comes as a multipart body next to
+    // the SDP; media is anchored on the SDP, the location goes on to the carrier.
+    const body = splitBody(req.get('Content-Type'), req.body);
+    let offer: string | undefined = body.sdp;
+    const location = body.others.length ? body.others : undefined;
+    if (location) log.info({ parts: location.length, geolocation: req.get('Geolocation') }, 'location conveyed (RFC 6442): forwarded to the carrier');
     noteReceived(s, 'teams', offer);
     if (ctx.media && offer) {
       try {
@@ -169,6 +175,8 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     if (pending.canceled || s.closed) return;
     if (targets.length === 0) return void (await fail(503, reason(38, 'No carrier trunk configured')));
     let provisional = false;
+    /** Carriers that answered 415 to the location body: the SDP alone from then on. */
+    const noLocation = new Set<string>();
     let lastStatus: number | undefined;
     let lastReason: string | undefined;
     /** SDP Teams got in a 18x whose SDP completed the carrier's offer/answer (reliable, RFC 3262 §5). */
@@ -200,7 +208,14 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         const div = historyInfoToDiversion(historyInfo);
         if (div) headers.Diversion = div;
       }
-      const opts: Record<string, unknown> = { headers: { ...headers, ...timerHeaders }, localSdp: offer };
+      // RFC 6442 §4: the location parts and the headers that reference them, unless this carrier
+      // refused them (415) on an earlier attempt of this call.
+      const withLocation = location && !noLocation.has(carrier.name) ? joinBody(offer, location) : undefined;
+      if (withLocation) {
+        headers['Content-Type'] = withLocation.contentType;
+        for (const h of LOCATION_HEADERS) if (req.has(h)) headers[h] = String(req.get(h));
+      }
+      const opts: Record<string, unknown> = { headers: { ...headers, ...timerHeaders }, localSdp: withLocation?.body ?? offer };
       if (carrier.auth) {
         try {
           opts.auth = { username: carrier.auth.username, password: resolveSecret(carrier.auth.password) };
@@ -210,7 +225,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
       }
       s.carrier = carrier.name;
       let r: AttemptResult;
-      for (let retried = false; ; retried = true) {
+      for (let retried = false; ; ) {
         const attempt = new UacAttempt({
           srf: ctx.srf,
           uri,
@@ -223,11 +238,23 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         pending.current = attempt;
         r = await attempt.result;
         pending.current = undefined;
+        if (pending.canceled || s.closed) break;
+        // RFC 3261 §21.4.16: a carrier that takes no multipart body gets the SDP alone: the
+        // emergency call goes through without its location (logged, so ops can fix the trunk).
+        if (r.status === 415 && withLocation && !noLocation.has(carrier.name)) {
+          noLocation.add(carrier.name);
+          for (const h of ['Content-Type', ...LOCATION_HEADERS]) delete headers[h];
+          opts.localSdp = offer;
+          opts.headers = { ...headers, ...timerHeaders, ...sameCallAs(r.request) };
+          log.warn({ carrier: carrier.name, accept: r.res?.get?.('Accept') }, 'carrier refused the location body (415): INVITE sent again with the SDP alone');
+          continue;
+        }
         // RFC 4028 §7.1/§8.1: a 422 names the carrier's Min-SE; the INVITE goes once more asking
         // for at least that much, in the same call (RFC 3261 §8.1.3.5: same Call-ID, From and
         // To, CSeq one higher).
-        const again = !retried && r.status === 422 && timerHeaders && !pending.canceled && !s.closed ? headersAfter422(r.res, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
+        const again = !retried && r.status === 422 && timerHeaders ? headersAfter422(r.res, carrierSt, Number(timerHeaders['Session-Expires'])) : undefined;
         if (!again) break;
+        retried = true;
         timerHeaders = again;
         opts.headers = { ...headers, ...again, ...sameCallAs(r.request) };
         log.info({ carrier: carrier.name, minSe: again['Min-SE'] }, 'carrier answered 422 (session interval too small): INVITE sent again with its Min-SE');

@@ -182,9 +182,32 @@ export interface OriginateOptions {
   historyInfo?: string[];
   referredBy?: string;
   headers?: HeaderList;
+  /**
+   * §5.9 (PidfLoSupported): the caller's location as a PIDF-LO part next to the SDP, in a
+   * multipart/mixed body referenced by `Geolocation: <cid:…>` (RFC 6442). `true`: a default
+   * civic-address document.
+   */
+  location?: true | { pidf: string; routing?: 'yes' | 'no' };
   /** Open a new TLS connection (a Teams retry from another datacenter). */
   newConnection?: boolean;
   callId?: string;
+}
+
+/** A PIDF-LO document (RFC 4119 / RFC 5139 civic address) as Teams sends for an emergency call. */
+export function pidfLo(entity: string): string {
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" xmlns:ca="urn:ietf:params:xml:ns:pidf:geopriv10:civicAddr" entity="${entity}">`,
+    '  <tuple id="teams-emergency-location">',
+    '    <status><gp:geopriv><gp:location-info><ca:civicAddress>',
+    '      <ca:country>US</ca:country><ca:A1>WA</ca:A1><ca:A3>Redmond</ca:A3>',
+    '      <ca:RD>Microsoft Way</ca:RD><ca:HNO>1</ca:HNO><ca:PC>98052</ca:PC>',
+    '    </ca:civicAddress></gp:location-info>',
+    '    <gp:usage-rules/><gp:method>Manual</gp:method></gp:geopriv></status>',
+    '  </tuple>',
+    '</presence>',
+    '',
+  ].join('\r\n');
 }
 
 const DEFAULT_ADDRESSES: Record<EndpointName, string> = { sip: '127.0.5.1', sip2: '127.0.5.2', sip3: '127.0.5.3', alt: '127.0.5.4' };
@@ -688,8 +711,19 @@ export class FakeTeams {
     };
     if (o.sdp !== false) {
       const body = o.sdp ?? teamsOffer({ address: local.address, port: local.port, key80: local.key, sessionId: local.sessionId });
-      req.add('Content-Type', 'application/sdp');
-      req.body = Buffer.from(body);
+      if (o.location) {
+        const loc = o.location === true ? { pidf: pidfLo(`pres:${fromNum}@${ep.fqdn}`) } : o.location;
+        const cid = `${newTag()}@${ep.fqdn}`;
+        const boundary = `ms-${newTag()}`;
+        req.add('Geolocation', `<cid:${cid}>`);
+        req.add('Geolocation-Routing', loc.routing ?? 'no');
+        req.add('Content-Type', `multipart/mixed;boundary=${boundary}`);
+        const parts = [`--${boundary}`, 'Content-Type: application/sdp', '', body, `--${boundary}`, 'Content-Type: application/pidf+xml', `Content-ID: <${cid}>`, '', loc.pidf, `--${boundary}--`, ''];
+        req.body = Buffer.from(parts.join('\r\n'));
+      } else {
+        req.add('Content-Type', 'application/sdp');
+        req.body = Buffer.from(body);
+      }
       const a = parseSdp(body).media.find((m) => m.type === 'audio');
       if (a) local.codecs = a.codecs.filter((c) => ['PCMU', 'PCMA', 'G722', 'SILK', 'TELEPHONE-EVENT', 'CN'].includes(c.name.toUpperCase()));
     }

@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { SipRequest } from '../../../src/sip/message/index.js';
+import { type BodyPart, parseMultipart } from '../../../src/gateway/location.js';
 import { sleep, waitFor } from '../../helpers/net.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
 import { GW_IP, GW_TLS_PORT, type GatewayHarness, TARGET_IPS, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
@@ -338,6 +339,53 @@ describe('Teams → PSTN: the gateway\'s requests to Teams go on connections the
       await waitFor(async () => (await h.pool.activeSessions()) === 0, { what: 'media released' });
     });
   }
+});
+
+describe('Teams → PSTN: an emergency call with the caller\'s location (§5.9, PIDF-LO, RFC 6442)', () => {
+  /** A SIP message's body as SIPp logged it (everything after the header section). */
+  const bodyAfterHead = (text: string): string => text.replace(/^[\s\S]*?\r?\n\r?\n/, '');
+  const lf = (t: string) => t.replace(/\r\n/g, '\n');
+  const typeOf = (p: BodyPart) => p.headers.find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+
+  it('the multipart body is taken apart: media is anchored on the SDP part, the location part and Geolocation headers reach the carrier unchanged', async () => {
+    const target = await startTarget({ scenario: 'target-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460133', tenant: ACME, location: true });
+    const ok = await call.waitForFinal();
+    expect(ok.status).toBe(200);
+    expect(ok.get('content-type')).toBe('application/sdp');
+    expect(audioOf(parseSdp(ok.body.toString('utf8')))!.proto).toBe('RTP/SAVP');
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    const inv = invitesAt(r)[0]!;
+    expect(header(inv, 'Geolocation')).toBe(call.invite.get('geolocation'));
+    expect(header(inv, 'Geolocation-Routing')).toBe('no');
+    const parts = parseMultipart(header(inv, 'Content-Type'), bodyAfterHead(inv))!;
+    expect(parts.map(typeOf)).toEqual(['application/sdp', 'application/pidf+xml']);
+    expect(parts[0]!.body).toMatch(/m=audio \d+ RTP\/AVP /);
+    expect(parts[0]!.body).not.toMatch(/a=crypto/);
+    const sent = parseMultipart(call.invite.get('content-type'), call.invite.body.toString('utf8'))!;
+    expect(lf(parts[1]!.body)).toBe(lf(sent[1]!.body));
+    expect(parts[1]!.headers).toEqual(sent[1]!.headers); // Content-ID kept: Geolocation points at it
+    expect(logged(h, /location conveyed/)).not.toHaveLength(0);
+  });
+
+  it('a carrier that answers 415 to the multipart body gets the SDP alone in the same call: the emergency call goes through', async () => {
+    const target = await startTarget({ scenario: 'target-415-answer.xml', ip: T1 });
+    const call = h.ft.originate({ to: '+442079460134', tenant: ACME, location: true });
+    expect((await call.waitForFinal()).status).toBe(200);
+    expect((await call.bye()).status).toBe(200);
+    const r = await target.done;
+    expectSippOk(r);
+    const [first, second] = invitesAt(r) as [string, string];
+    expect(header(first, 'Content-Type')).toMatch(/^multipart\/mixed/);
+    expect(header(second, 'Content-Type')).toBe('application/sdp');
+    expect(header(second, 'Geolocation')).toBeUndefined();
+    expect(bodyAfterHead(second)).toMatch(/^v=0/);
+    expect(header(second, 'Call-ID')).toBe(header(first, 'Call-ID'));
+    expect(Number.parseInt(header(second, 'CSeq')!, 10)).toBe(Number.parseInt(header(first, 'CSeq')!, 10) + 1);
+    expect(logged(h, /carrier refused the location body \(415\)/)).toHaveLength(1);
+  });
 });
 
 describe('Teams → PSTN: caller-ID screening (tenant teams.callerIdScreening)', () => {
