@@ -35,14 +35,26 @@ export interface OptionsPingerOptions {
 }
 
 /**
+ * Whether an OPTIONS answer shows the element up: any final response but 408 and 5xx. A 4xx
+ * (403 from Teams for a tenant FQDN it does not know yet, 404/405/401 from a carrier) comes from
+ * an element that is alive and refuses this request: a config matter, logged, not a reason to
+ * route around it.
+ */
+export function answersUp(status: number): boolean {
+  return status >= 200 && status !== 408 && (status < 500 || status >= 600);
+}
+
+/**
  * Periodic SIP OPTIONS to Teams proxies (teams-direct-routing.md §3: Teams marks an SBC inactive
  * when OPTIONS stop) and optionally to carrier targets. A target failing `failuresBeforeDown`
- * checks in a row is reported down, and up again at its first success.
+ * checks in a row (no answer, 408 or 5xx) is reported down, and up again at its first answer.
  */
 export class OptionsPinger {
   readonly #o: OptionsPingerOptions;
   readonly #failures = new Map<string, number>();
   readonly #down = new Set<string>();
+  /** `${key}|${contact}` → the last refusing status, for logging changes only. */
+  readonly #refused = new Map<string, number>();
   #timer?: NodeJS.Timeout;
   #closed = false;
   #running?: Promise<void>;
@@ -86,9 +98,9 @@ export class OptionsPinger {
     const r = await this.probe(target);
     const status = r.status;
     this.#o.onResult?.(r);
-    const ok = status >= 200 && status < 300;
     const key = `${target.kind}:${target.name}`;
-    if (ok) {
+    this.#noteRefusal(key, target, status);
+    if (answersUp(status)) {
       this.#failures.set(key, 0);
       if (this.#down.delete(key)) {
         this.#o.logger.info({ target: target.name, kind: target.kind }, 'OPTIONS target is up again');
@@ -104,6 +116,21 @@ export class OptionsPinger {
       }
     }
     return r;
+  }
+
+  /** Logs a refusal (an answer that is not 2xx from an element that is up) when it starts and ends, per Contact. */
+  #noteRefusal(key: string, target: OptionsTarget, status: number): void {
+    if (!answersUp(status)) return;
+    const k = `${key}|${target.contact ?? ''}`;
+    const refused = status >= 300;
+    const was = this.#refused.get(k);
+    if (refused && was !== status) {
+      this.#refused.set(k, status);
+      this.#o.logger.warn({ target: target.name, kind: target.kind, contact: target.contact, status }, 'OPTIONS refused: the target is up but does not accept this request (for Teams: is the FQDN an online PSTN gateway of the tenant?)');
+    } else if (!refused && was !== undefined) {
+      this.#refused.delete(k);
+      this.#o.logger.info({ target: target.name, kind: target.kind, contact: target.contact }, 'OPTIONS accepted again');
+    }
   }
 
   #send(target: OptionsTarget): Promise<number> {

@@ -239,6 +239,7 @@ export class FakeTeams {
   readonly #transport: FakeTeamsTransport;
   readonly #txn: TransactionLayer;
   readonly #host: CallHost;
+  readonly #optionsReplyByContact = new Map<string, number | null>();
   readonly #messages = new Awaitable<RecordedMessage>();
   readonly #callQueue = new Awaitable<InboundCall>();
   readonly #claimed = new Set<InboundCall>();
@@ -505,6 +506,8 @@ export class FakeTeams {
     this.options.push(rec);
     if (!txn) return;
     let status = this.#optionsReply.has(ep) ? this.#optionsReply.get(ep)! : this.#optionsReply.has('*') ? this.#optionsReply.get('*')! : 200;
+    const contactHost = rec.contact ? safeContactHost(rec.contact) : undefined;
+    if (contactHost && this.#optionsReplyByContact.has(contactHost)) status = this.#optionsReplyByContact.get(contactHost)!;
     if (status === null) return; // silent proxy
     // §3.2: an IP (or missing FQDN) Contact gets 403.
     if ((this.#opts.enforce ?? true) && this.#grossContact(req, ep)) status = 403;
@@ -604,6 +607,15 @@ export class FakeTeams {
   /** How an endpoint answers the SBC's OPTIONS: a status (default 200) or null (never answer). */
   setOptionsReply(status: number | null, endpoint: ProxyName | '*' = '*'): void {
     this.#optionsReply.set(endpoint, status);
+  }
+
+  /**
+   * OPTIONS whose Contact names `fqdn` get `status` on every endpoint (403: an FQDN Teams has no
+   * trunk for, e.g. a tenant not activated yet); `undefined` removes the rule.
+   */
+  setOptionsReplyFor(fqdn: string, status: number | null | undefined): void {
+    if (status === undefined) this.#optionsReplyByContact.delete(fqdn.toLowerCase());
+    else this.#optionsReplyByContact.set(fqdn.toLowerCase(), status);
   }
 
   /** Fault knob of one proxy endpoint: 'up' | 'down' (refused) | 'hang' | 'reset' | 'slow'. */
@@ -829,5 +841,13 @@ export class FakeTeams {
       if (this.#ownPkiDir) await rm(this.#ownPkiDir, { recursive: true, force: true });
     })();
     return this.#closing;
+  }
+}
+
+function safeContactHost(contact: string): string | undefined {
+  try {
+    return parseUri(parseNameAddr(contact).uri).host.toLowerCase();
+  } catch {
+    return undefined;
   }
 }

@@ -146,6 +146,29 @@ describe('health verdicts drive routing', () => {
     expect(h.ft.violations).toEqual([]);
   }, 40_000);
 
+  it('per-tenant OPTIONS that Teams refuses (403: a tenant FQDN it has no trunk for yet) are no proxy failure: every proxy stays up and calls keep going to sip', async () => {
+    await h.restart({ ops: { optionsPerTenant: true } });
+    const refused = [`acme.${BASE_DOMAIN}`, `tiny.${BASE_DOMAIN}`];
+    for (const f of refused) h.ft.setOptionsReplyFor(f, 403);
+    try {
+      const t0 = Date.now();
+      // Several rounds: each refuses two FQDNs per proxy (optionsFailuresBeforeDown = 2).
+      await waitFor(() => h.ft.options.filter((o) => o.at >= t0 && o.status === 403).length >= 2 * 3 * 4, { timeoutMs: 5000, what: '4 rounds of refused per-tenant OPTIONS' });
+      expect(h.ft.options.filter((o) => o.at >= t0 && o.status === 200 && o.contact === contactOf(BASE_DOMAIN)).length).toBeGreaterThanOrEqual(3 * 4);
+      const m = await h.scrape();
+      for (const e of ['sip', 'sip2', 'sip3'] as const) {
+        const target = h.ft.endpoints[e].fqdn;
+        expect(await proxyUp(target)).toBe(true);
+        expect(m.value('teamsgw_options_up', { target, kind: 'teams' })).toBe(1);
+        expect(m.value('teamsgw_options_responses_total', { target, kind: 'teams', class: '4xx' })).toBeGreaterThanOrEqual(8);
+      }
+      expect(await callOnce()).toBe('sip');
+    } finally {
+      for (const f of refused) h.ft.setOptionsReplyFor(f, undefined);
+      await h.restart({ ops: { optionsPerTenant: false } });
+    }
+  }, 30_000);
+
   it('a refused TLS connection (sip3 down) is a failure too, and recovery follows the listener', async () => {
     const sip3 = h.ft.endpoints.sip3.fqdn;
     // Closing the listener waits for open connections: reset them so the refusal is immediate.
