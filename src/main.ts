@@ -121,6 +121,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     sipConnected: () => sipConnected,
   });
   calls.attach(ops.metrics, ops.cdr);
+  ctx.onRefused = (r) => ops.metrics.callsRejected.inc({ direction: r.direction, carrier: r.carrier, reason: r.reason });
   ctx.carrierDown = ops.carrierDown;
   ctx.admission = new ObservedAdmission(admission, ops.metrics, redis !== undefined);
   let closed = false;

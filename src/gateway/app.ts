@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CidrTable, parseCidr } from '../tenants/ip.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext, Refusal } from './context.js';
 import { reason, sendFailure } from './context.js';
 import { prackAnsweredHere } from './carrier-leg.js';
 import { handleCarrierInvite } from './inbound.js';
@@ -54,18 +54,21 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
     if (fromTeams(src)) {
       // §5: Teams connects over TLS only.
       if (req.protocol !== 'tls') {
+        ctx.onRefused?.({ direction: 'outbound', reason: 'not-tls', carrier: '', status: 403 });
         res.send(403, { headers: { Reason: reason(21, 'Teams traffic must use TLS') } });
         return;
       }
-      guarded(ctx, req, res, handleTeamsInvite(ctx, req, res));
+      guarded(ctx, req, res, 'outbound', '', handleTeamsInvite(ctx, req, res));
       return;
     }
     const carrier = ctx.tenants.carrierBySourceIp(src);
     if (carrier) {
-      guarded(ctx, req, res, handleCarrierInvite(ctx, req, res, carrier));
+      guarded(ctx, req, res, 'inbound', carrier.name, handleCarrierInvite(ctx, req, res, carrier));
       return;
     }
-    if (ctx.config.carriers.unknownSource === 'drop') {
+    const drop = ctx.config.carriers.unknownSource === 'drop';
+    ctx.onRefused?.({ direction: 'inbound', reason: 'unknown-source', carrier: '', status: drop ? 0 : 403 });
+    if (drop) {
       ctx.log.info({ src, callId: req.get('Call-ID') }, 'INVITE from unknown source dropped');
       return; // no final response: scanners learn nothing
     }
@@ -79,9 +82,10 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
  * exact-number lookup, say) must not take the process down as an unhandled rejection: the
  * caller gets 503 with Retry-After, other calls go on, and the error is logged.
  */
-function guarded(ctx: GatewayContext, req: any, res: any, flow: Promise<void>): void {
+function guarded(ctx: GatewayContext, req: any, res: any, direction: Refusal['direction'], carrier: string, flow: Promise<void>): void {
   flow.catch((err: Error) => {
     ctx.log.error({ callId: req.get('Call-ID'), err: err.message, code: (err as { code?: string }).code }, 'call flow failed: 503');
+    ctx.onRefused?.({ direction, reason: 'error', carrier, status: 503 });
     sendFailure(res, 503, reason(41, 'Temporary failure'), 5);
   });
 }

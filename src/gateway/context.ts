@@ -25,6 +25,36 @@ export interface GatewayContext {
   draining: boolean;
   /** Mid-call, transfer and DTMF settings (defaults: features.ts); ring groups come from the tenant store. */
   features?: Partial<GatewayFeatures>;
+  /** Told of every INVITE refused before it became a call (ops counts them by reason). */
+  onRefused?: (r: Refusal) => void;
+}
+
+/**
+ * Why an INVITE was refused before it became a call. Stable values: they are a metric label
+ * (`teamsgw_calls_rejected_total{reason}`) and alerts select on them.
+ */
+export type RefusalReason =
+  | 'unknown-source'
+  | 'not-tls'
+  | 'draining'
+  | 'session-interval'
+  | 'number-format'
+  | 'unallocated'
+  | 'unknown-trunk'
+  | 'tenant-disabled'
+  | 'trunk-mismatch'
+  | 'replaces-unknown'
+  | 'caller-id'
+  | 'limit'
+  | 'error';
+
+export interface Refusal {
+  direction: 'inbound' | 'outbound';
+  reason: RefusalReason;
+  /** The carrier that sent it (inbound), else ''. */
+  carrier: string;
+  /** The status sent, or 0 when the INVITE was dropped unanswered. */
+  status: number;
 }
 
 /** Q.850-style Reason header value for a rejection we generate. */

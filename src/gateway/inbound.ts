@@ -3,7 +3,7 @@ import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
 import { negotiateCarrierUas } from './carrier-session-timer.js';
-import { carrierFailureReason, type GatewayContext, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
+import { carrierFailureReason, type GatewayContext, type RefusalReason, reason, sendFailure, teamsAllow, teamsAttempts, teamsNextHop } from './context.js';
 import { carrierSessionTimerFor, featuresOf, reliableProvisionalsFor } from './features.js';
 import { EarlyLateOffer } from './late-offer.js';
 import { bridgeAnswered, noteReceived } from './mid-call.js';
@@ -56,22 +56,28 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     log.info({ status, reason: why }, 'call rejected');
     if (!pending.canceled) sendFailure(res, status, why, retryAfter, extra);
   };
-  if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30);
+  /** Refused before it became a call: counted by reason (ops), then answered like any failure. */
+  const refuse = (kind: RefusalReason, status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
+    ctx.onRefused?.({ direction: 'inbound', reason: kind, carrier: carrier.name, status });
+    reject(status, why, retryAfter, extra);
+  };
+  if (ctx.draining) return refuse('draining', 503, reason(42, 'Gateway draining'), 30);
   // RFC 4028 §9: the carrier leg's own session timer (carrier-session-timer.ts); an interval
   // below our minimum gets 422 with our Min-SE, before any resource is taken.
   const carrierTimer = negotiateCarrierUas(req, carrierSessionTimerFor(ctx, carrier.name));
-  if (carrierTimer.kind === 'reject') return reject(422, undefined, undefined, carrierTimer.headers);
+  if (carrierTimer.kind === 'reject') return refuse('session-interval', 422, undefined, undefined, carrierTimer.headers);
   const carrierUasHeaders = carrierTimer.kind === 'accept' ? carrierTimer.headers : undefined;
 
   const calledRaw = userOf(req.uri) ?? userOf(req.get('To'));
+  if (calledRaw) log = log.child({ called: calledRaw });
   const called = calledRaw ? normalize(calledRaw, carrier.normalization.inbound) : undefined;
-  if (!called || !E164_RE.test(called)) return reject(404, reason(1, 'Called number is not E.164 after normalization'));
+  if (!called || !E164_RE.test(called)) return refuse('number-format', 404, reason(1, 'Called number is not E.164 after normalization'));
   // One lookup: the tenant owning the called number and, for a ring-group DID, its group.
   const match: NumberMatch | undefined = await ctx.tenants.lookupNumber(called);
-  if (!match) return reject(404, reason(1, 'Unallocated number'));
+  if (!match) return refuse('unallocated', 404, reason(1, 'Unallocated number'));
   const { tenant, ringGroup: group } = match;
   log = log.child({ tenant: tenant.id });
-  if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'));
+  if (!tenant.enabled) return refuse('tenant-disabled', 403, reason(21, 'Tenant disabled'));
   if (pending.canceled) return;
   const calledForTeams = normalize(called, tenant.normalization.inbound);
 
@@ -87,7 +93,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     log.error({ err: err.message }, 'admission check failed');
     return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
   });
-  if (!adm.ok) return reject(503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter);
+  if (!adm.ok) return refuse('limit', 503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter);
 
   const s = new CallSession({ log, direction: 'inbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
   pending.session = s;

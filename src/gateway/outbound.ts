@@ -2,7 +2,7 @@ import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
-import { type GatewayContext, reason, sendFailure, teamsAllow } from './context.js';
+import { type GatewayContext, type RefusalReason, reason, sendFailure, teamsAllow } from './context.js';
 import { earlyCarrierOffer } from './carrier-leg.js';
 import { carrierInviteHeaders, headersAfter422, negotiateCarrierUac } from './carrier-session-timer.js';
 import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvisionalsFor } from './features.js';
@@ -84,22 +84,27 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     log.info({ status, reason: why }, 'call rejected');
     if (!pending.canceled) sendFailure(res, status, why, retryAfter, extra);
   };
+  /** Refused before it became a call: counted by reason (ops), then answered like any failure. */
+  const refuse = (kind: RefusalReason, status: number, why?: string, retryAfter?: number, extra?: Record<string, string>) => {
+    ctx.onRefused?.({ direction: 'outbound', reason: kind, carrier: '', status });
+    reject(status, why, retryAfter, extra);
+  };
   // §5.3: the tenant is the Request-URI host (the derived trunk FQDN Teams dialled).
   const host = uriHost(String(req.uri));
   const tenant = ctx.tenants.byFqdn(host);
-  if (!tenant) return reject(403, reason(21, `No trunk config was found for ${host}`));
+  if (!tenant) return refuse('unknown-trunk', 403, reason(21, `No trunk config was found for ${host}`));
   log = log.child({ tenant: tenant.id });
   // §5.11/§5.12: every response toward Teams names the tenant FQDN and lists the Allow set.
   const contact = `<sip:${tenant.fqdn}:${ctx.config.teams.signalingPort};transport=tls>`;
   const teamsHeaders = { Contact: contact, Allow: teamsAllow(tenant.teams.advertiseRefer), 'X-MS-SBC': ctx.config.teams.sbcHeader };
-  if (!tenant.enabled) return reject(403, reason(21, 'Tenant disabled'), undefined, teamsHeaders);
+  if (!tenant.enabled) return refuse('tenant-disabled', 403, reason(21, 'Tenant disabled'), undefined, teamsHeaders);
   // §5.3: "check the To host for consistency". One naming another tenant's trunk is refused (the
   // call would be billed to one customer and meant for another); any other difference is
   // logged, and the Request-URI wins.
   const toHost = uriHost(String(req.get('To') ?? ''));
   if (toHost && toHost !== host) {
     const named = ctx.tenants.byFqdn(toHost);
-    if (named && named.id !== tenant.id) return reject(403, reason(21, `To host ${toHost} is another trunk than the Request-URI's`), undefined, teamsHeaders);
+    if (named && named.id !== tenant.id) return refuse('trunk-mismatch', 403, reason(21, `To host ${toHost} is another trunk than the Request-URI's`), undefined, teamsHeaders);
     log.warn({ requestUriHost: host, toHost }, 'Teams INVITE: the To host differs from the Request-URI host; routed by the Request-URI');
   }
   // §6.7 / RFC 3891 §3: INVITE with Replaces takes over an existing call (no new admission);
@@ -107,20 +112,20 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   if (req.has('Replaces')) {
     const r = parseReplaces(String(req.get('Replaces')));
     const target = r ? findReplaced(ctx, r) : undefined;
-    if (!target || target.tenantId !== tenant.id) return reject(481, reason(41, 'Replaced dialog not found'), undefined, teamsHeaders);
+    if (!target || target.tenantId !== tenant.id) return refuse('replaces-unknown', 481, reason(41, 'Replaced dialog not found'), undefined, teamsHeaders);
     return acceptReplaces(ctx, target, req, res, teamsHeaders);
   }
   // RFC 4028 §9: an interval below our minimum gets 422 with Min-SE.
   const st = featuresOf(ctx).sessionTimer;
   const se = parseSessionExpires(req.has('Session-Expires') ? req.get('Session-Expires') : undefined);
-  if (se && se.seconds < st.minSeconds) return reject(422, undefined, undefined, { ...teamsHeaders, 'Min-SE': String(st.minSeconds) });
-  if (ctx.draining) return reject(503, reason(42, 'Gateway draining'), 30, teamsHeaders);
+  if (se && se.seconds < st.minSeconds) return refuse('session-interval', 422, undefined, undefined, { ...teamsHeaders, 'Min-SE': String(st.minSeconds) });
+  if (ctx.draining) return refuse('draining', 503, reason(42, 'Gateway draining'), 30, teamsHeaders);
   // Caller-ID screening (tenant teams.callerIdScreening), before admission: a refused call takes
   // no slot. PAI goes on only when its number is the tenant's too.
   const teamsFrom = userOf(req.get('From')) ?? 'anonymous';
   const historyInfo = req.has('History-Info') ? headerValues(req, 'History-Info') : [];
   const caller = await screenCallerId(ctx, tenant, teamsFrom, historyInfo);
-  if (!caller) return reject(403, reason(21, `Caller ID ${teamsFrom} is not a number of this tenant`), undefined, teamsHeaders);
+  if (!caller) return refuse('caller-id', 403, reason(21, `Caller ID ${teamsFrom} is not a number of this tenant`), undefined, teamsHeaders);
   if (caller.verdict === 'replaced') log.warn({ from: teamsFrom, presented: caller.number }, 'caller ID screening: not a number of the tenant, replaced by its default');
   const pai = tenant.teams.forwardPai && req.has('P-Asserted-Identity') ? String(req.get('P-Asserted-Identity')) : undefined;
   const paiNumber = pai ? userOf(pai) : undefined;
@@ -129,7 +134,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     log.error({ err: err.message }, 'admission check failed');
     return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
   });
-  if (!adm.ok) return reject(503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter, teamsHeaders);
+  if (!adm.ok) return refuse('limit', 503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter, teamsHeaders);
 
   // Teams may send an unescaped '#' in the user part (§5.7); userOf() tolerates it.
   const dialled = userOf(req.uri) ?? '';

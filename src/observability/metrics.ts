@@ -26,6 +26,7 @@ export class GatewayMetrics {
   readonly setupFirst18x: Histogram<'direction'>;
   readonly setupAnswer: Histogram<'direction'>;
   readonly admissionRejections: Counter<'tenant' | 'reason'>;
+  readonly callsRejected: Counter<'direction' | 'carrier' | 'reason'>;
   readonly optionsUp: Gauge<'target' | 'kind'>;
   readonly optionsRtt: Histogram<'target' | 'kind'>;
   readonly optionsStatus: Counter<'target' | 'kind' | 'class'>;
@@ -54,6 +55,7 @@ export class GatewayMetrics {
     this.setupFirst18x = new Histogram({ name: 'teamsgw_setup_first_provisional_seconds', help: 'INVITE to first 18x', labelNames: ['direction'], buckets: SETUP_BUCKETS, registers: r });
     this.setupAnswer = new Histogram({ name: 'teamsgw_setup_answer_seconds', help: 'INVITE to 200 OK', labelNames: ['direction'], buckets: SETUP_BUCKETS, registers: r });
     this.admissionRejections = new Counter({ name: 'teamsgw_admission_rejections_total', help: 'Calls refused by per-tenant limits', labelNames: ['tenant', 'reason'], registers: r });
+    this.callsRejected = new Counter({ name: 'teamsgw_calls_rejected_total', help: 'INVITEs refused before they became calls (not in calls_attempted), by reason: unknown-source, not-tls, draining, session-interval, number-format, unallocated, unknown-trunk, tenant-disabled, trunk-mismatch, replaces-unknown, caller-id, limit, error', labelNames: ['direction', 'carrier', 'reason'], registers: r });
     this.optionsUp = new Gauge({ name: 'teamsgw_options_up', help: '1 when the OPTIONS target answers, 0 when marked down', labelNames: ['target', 'kind'], registers: r });
     this.optionsRtt = new Histogram({ name: 'teamsgw_options_rtt_seconds', help: 'OPTIONS round-trip time', labelNames: ['target', 'kind'], buckets: CMD_BUCKETS.concat([2, 5]), registers: r });
     this.optionsStatus = new Counter({ name: 'teamsgw_options_responses_total', help: 'OPTIONS results by SIP class (timeout = "timeout")', labelNames: ['target', 'kind', 'class'], registers: r });

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { step } from '../../helpers/fake-teams/index.js';
-import { waitFor } from '../../helpers/net.js';
+import { UdpPeer, waitFor } from '../../helpers/net.js';
 import { type SippResult, headerValue, parseMessageLog, sippReport } from '../../helpers/sipp.js';
 import { type Metrics, type OpsHarness, getJson, startOpsHarness, waitReady } from './harness.js';
 
@@ -78,6 +78,24 @@ beforeAll(async () => {
   const t = await target.done;
   expect(t.exitCode, sippReport(t)).toBe(0);
 
+  // 5. Refused before they became calls (no attempt, no CDR): an unallocated number, a Teams
+  //    INVITE to an FQDN that is no trunk, and an INVITE from an address that is no carrier.
+  const unallocated = await h.carrierCall({ scenario: 'carrier-call-reject', to: '+19995550100' });
+  expect(finalStatus(unallocated)).toBe(404);
+  expect((await h.ft.originate({ to: '+14255550122', tenant: 'nobody.customers.example.net' }).waitForFinal()).status).toBe(403);
+  const stranger = await UdpPeer.bind(h.addr.gw.replace(/\.(\d+)$/, (_m, n: string) => `.${Number(n) + 24}`));
+  try {
+    const [gwHost, gwPort] = [h.addr.gw, 5060];
+    await stranger.send(
+      [`INVITE sip:+14255550111@${gwHost} SIP/2.0`, `Via: SIP/2.0/UDP ${stranger.host}:${stranger.port};branch=z9hG4bK-stranger;rport`, 'Max-Forwards: 70', `From: <sip:+15550001111@${stranger.host}>;tag=s1`, `To: <sip:+14255550111@${gwHost}>`, `Call-ID: stranger-1@${stranger.host}`, 'CSeq: 1 INVITE', `Contact: <sip:${stranger.host}:${stranger.port}>`, 'Content-Length: 0', '', ''].join('\r\n'),
+      gwHost,
+      gwPort,
+    );
+    await stranger.waitFor((d) => d.text.startsWith('SIP/2.0 403'), 5000);
+  } finally {
+    await stranger.close();
+  }
+
   await waitFor(() => h.gw.ctx.calls.size === 0, { timeoutMs: 5000, what: 'all calls ended' });
   await waitFor(async () => (await h.gw.ctx.media!.activeSessions()) === 0, { timeoutMs: 5000, what: 'rtpengine sessions deleted' });
   await waitFor(() => monitored.length >= 4, { timeoutMs: 3000, what: '4 CDR XADDs' });
@@ -124,6 +142,15 @@ describe('/metrics after real calls', () => {
   it('admission rejections per tenant and reason', () => {
     expect(afterCalls.value('teamsgw_admission_rejections_total', { tenant: 'tiny', reason: 'concurrency' })).toBe(1);
     expect(afterCalls.sum('teamsgw_admission_rejections_total', { tenant: 'acme' })).toBe(0);
+  });
+
+  it('INVITEs refused before they became calls, by direction, carrier and reason (not counted as attempts)', () => {
+    const m = afterCalls;
+    expect(m.value('teamsgw_calls_rejected_total', { direction: 'inbound', carrier: 'carrier-a', reason: 'unallocated' })).toBe(1);
+    expect(m.value('teamsgw_calls_rejected_total', { direction: 'outbound', carrier: '', reason: 'unknown-trunk' })).toBe(1);
+    expect(m.value('teamsgw_calls_rejected_total', { direction: 'inbound', carrier: '', reason: 'unknown-source' })).toBe(1);
+    expect(m.value('teamsgw_calls_rejected_total', { direction: 'inbound', carrier: 'carrier-a', reason: 'limit' })).toBe(1);
+    expect(m.sum('teamsgw_calls_rejected_total')).toBe(4);
   });
 
   it('OPTIONS status and round-trip time per Teams proxy', () => {
