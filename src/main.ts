@@ -97,6 +97,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   };
   createGatewayApp(srf, ctx);
   let sipConnected = false;
+  let stopping = false;
   srf.on('connect', () => (sipConnected = true));
   srf.on('reconnecting', () => (sipConnected = false));
   srf.on('disconnect', () => (sipConnected = false));
@@ -119,6 +120,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     ...(media instanceof RtpenginePool ? { pool: media } : {}),
     ...(redis ? { redis: redis as any } : {}),
     sipConnected: () => sipConnected,
+    stopping: () => stopping,
   });
   calls.attach(ops.metrics, ops.cdr);
   ctx.onRefused = (r) => ops.metrics.callsRejected.inc({ direction: r.direction, carrier: r.carrier, reason: r.reason });
@@ -143,6 +145,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
     ctx,
     ops,
     async drain() {
+      stopping = true;
       ctx.draining = true;
       const deadline = Date.now() + config.shutdown.drainSeconds * 1000;
       logger.info({ calls: ctx.calls.size, drainSeconds: config.shutdown.drainSeconds }, 'draining: new calls get 503');

@@ -40,6 +40,8 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
       const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain.toLowerCase();
       if (host && (host === base || ctx.tenants.byFqdn(host))) headers.Contact = `<sip:${host}:${ctx.config.teams.signalingPort};transport=tls>`;
     }
+    // Draining: a carrier's (or Teams') health check sees us out of service before its next call.
+    if ('draining' in ctx && ctx.draining) return void sendFailure(res, 503, reason(42, 'Gateway draining'), 30, headers);
     res.send(200, { headers });
   });
   if (!('log' in ctx)) return;

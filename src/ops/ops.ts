@@ -38,6 +38,8 @@ export interface OpsDeps {
   redis?: CdrStreamSink & { status?: string };
   /** SIP connection to the server is up (drachtio-srf connected). */
   sipConnected: () => boolean;
+  /** The process is stopping (SIGTERM drain): a maintenance drain can no longer be undone. */
+  stopping?: () => boolean;
 }
 
 /**
@@ -254,6 +256,8 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       { name: 'sip', check: () => d.sipConnected() },
       { name: 'tenants', check: () => ctx.tenants.status().state === 'ok' && ctx.tenants.version() > 0 },
       { name: 'media', check: () => !d.pool || d.pool.liveInstances.length > 0 },
+      // Draining (maintenance or SIGTERM): load balancers and orchestration take the node out.
+      { name: 'accepting', check: () => !ctx.draining },
     ],
     status: async () => ({
       calls: ctx.calls.size,
@@ -265,6 +269,16 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       ...(tlsStatus.subject ? { tls: tlsStatus } : {}),
     }),
     route: async (method, url) => {
+      // Maintenance: new calls get 503 with Retry-After (Teams and carriers re-route on it),
+      // OPTIONS too, /ready fails; calls in progress go on. /resume undoes it (not once stopping).
+      if (url === '/drain' || url === '/resume') {
+        if (method !== 'POST') return { status: 405, body: JSON.stringify({ error: `POST ${url}` }) };
+        const drain = url === '/drain';
+        if (!drain && d.stopping?.()) return { status: 409, body: JSON.stringify({ error: 'the gateway is stopping', draining: true, calls: ctx.calls.size }) };
+        if (ctx.draining !== drain) logger.warn({ calls: ctx.calls.size, trigger: 'http' }, drain ? 'draining: new calls and OPTIONS get 503' : 'drain ended: accepting new calls');
+        ctx.draining = drain;
+        return { status: 200, body: JSON.stringify({ draining: ctx.draining, calls: ctx.calls.size }) };
+      }
       if (url === '/tls/reload') {
         if (method !== 'POST') return { status: 405, body: JSON.stringify({ error: 'POST /tls/reload' }) };
         const r = reloadTls('http');
