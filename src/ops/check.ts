@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import { connect as tcpConnect, isIP } from 'node:net';
 import { connect } from 'node:tls';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from './tls-reload.js';
 
 export interface CheckLine {
   name: string;
@@ -59,8 +60,6 @@ export function tcpReachable(uri: string, timeoutMs = 2000): Promise<string | un
   });
 }
 
-const EKU_SERVER = '1.3.6.1.5.5.7.3.1';
-const EKU_CLIENT = '1.3.6.1.5.5.7.3.2';
 
 async function resolveFqdn(d: TenantCheckDeps): Promise<string> {
   const o = d.hosts[d.fqdn];
@@ -124,11 +123,11 @@ export async function runTenantCheck(d: TenantCheckDeps): Promise<CheckLine[]> {
           ? { name: 'certificate name', ok: true, detail: `covers ${d.fqdn}` }
           : { name: 'certificate name', ok: false, detail: `certificate SAN does not cover ${d.fqdn} (${cert.subjectAltName ?? 'no SAN'})`, hint: 'use a wildcard certificate for the carrier base domain plus its apex' },
       );
-      const missing = [EKU_SERVER, EKU_CLIENT].filter((o) => !eku.includes(o));
+      const missing = [EKU_SERVER_AUTH, EKU_CLIENT_AUTH].filter((o) => !eku.includes(o));
       out.push(
         missing.length === 0
           ? { name: 'certificate usage', ok: true, detail: 'has serverAuth and clientAuth extended key usage' }
-          : { name: 'certificate usage', ok: false, detail: `missing extended key usage: ${missing.map((o) => (o === EKU_CLIENT ? 'clientAuth' : 'serverAuth')).join(', ')}`, hint: 'Teams uses mutual TLS: the certificate needs both serverAuth and clientAuth EKUs (many public CAs dropped clientAuth; check your CA profile)' },
+          : { name: 'certificate usage', ok: false, detail: `missing extended key usage: ${missing.map((o) => (o === EKU_CLIENT_AUTH ? 'clientAuth' : 'serverAuth')).join(', ')}`, hint: 'Teams uses mutual TLS: the certificate needs both serverAuth and clientAuth EKUs (many public CAs dropped clientAuth; check your CA profile)' },
       );
       out.push(rsa ? { name: 'certificate key', ok: true, detail: 'RSA key' } : { name: 'certificate key', ok: false, detail: `key type ${cert.publicKey.asymmetricKeyType}`, hint: 'Teams Direct Routing requires an RSA key' });
     } catch (err) {

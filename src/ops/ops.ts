@@ -102,6 +102,11 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
       apply: (m) => server.setTls(m.options, tlsSettings.reloadGraceSec * 1000),
       logger: logger.child({ component: 'tls' }),
       intervalMs: tlsSettings.watchIntervalSec * 1000,
+      // §2.3/§2.7: the carrier trunk FQDN and every tenant FQDN Teams connects to.
+      names: () => {
+        const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain;
+        return [...(base ? [base] : []), ...ctx.tenants.list().map((t) => t.fqdn)];
+      },
       onResult: (r, m) => {
         // A watch poll that found the files unchanged is not an attempt; a failure counts each time.
         if (r.outcome !== 'unchanged' || r.trigger !== 'watch') {

@@ -47,13 +47,47 @@ function readTlsFiles(t: TlsSettings): TlsFiles {
   return { key, cert, chain, ca, digest: h.digest('hex') };
 }
 
+export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/** Checks of a reload beyond the files belonging together. */
+export interface RenewalCheck {
+  /** The certificate in use: a renewal may not lose what it has. */
+  current: X509Certificate;
+  /** Names the certificate must go on covering (carrier base domain, tenant FQDNs). */
+  names: string[];
+}
+
+/**
+ * What a renewal loses against the certificate in use (teams-direct-routing §2.3, §2.6, §2.7):
+ * the serverAuth or clientAuth extended key usage (public CAs are dropping clientAuth from their
+ * default profiles, and without it Teams' mutual TLS fails), the RSA key, or a name it covered.
+ * Only losses count, so a deployment whose certificate already lacks something can still renew.
+ */
+export function renewalProblems(next: X509Certificate, r: RenewalCheck): string[] {
+  const out: string[] = [];
+  // No EKU extension: the certificate serves any purpose.
+  const has = (c: X509Certificate, oid: string) => c.keyUsage === undefined || c.keyUsage.includes(oid);
+  const lost = [
+    [EKU_SERVER_AUTH, 'serverAuth'],
+    [EKU_CLIENT_AUTH, 'clientAuth'],
+  ].filter(([oid]) => has(r.current, oid!) && !has(next, oid!));
+  if (lost.length) out.push(`no ${lost.map(([, n]) => n).join(' and ')} extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)`);
+  const type = next.publicKey.asymmetricKeyType;
+  if (r.current.publicKey.asymmetricKeyType === 'rsa' && type !== 'rsa') out.push(`a ${type} key (Teams Direct Routing needs RSA)`);
+  const uncovered = r.names.filter((n) => r.current.checkHost(n) !== undefined && next.checkHost(n) === undefined);
+  if (uncovered.length) out.push(`does not cover ${uncovered.slice(0, 5).join(', ')}${uncovered.length > 5 ? ` and ${uncovered.length - 5} more` : ''}, which the certificate in use covers`);
+  return out;
+}
+
 /**
  * Checks that the files belong together: every error names the config key and the file
  * (ConfigError), so a half-finished renewal (a new certificate beside the old key) is reported
  * as such instead of as an OpenSSL code. With `refuseExpired` (a reload), a certificate past its
- * notAfter is refused too: the one in use cannot be worse.
+ * notAfter is refused too: the one in use cannot be worse; with `renewalOf`, so is one that loses
+ * what Teams needs (renewalProblems).
  */
-function checkTlsFiles(t: TlsSettings, f: TlsFiles, opts: { refuseExpired?: boolean; now?: number }): TlsMaterial {
+function checkTlsFiles(t: TlsSettings, f: TlsFiles, opts: { refuseExpired?: boolean; now?: number; renewalOf?: RenewalCheck }): TlsMaterial {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(f.cert);
@@ -72,6 +106,8 @@ function checkTlsFiles(t: TlsSettings, f: TlsFiles, opts: { refuseExpired?: bool
   if (opts.refuseExpired && Date.parse(certificate.validTo) <= (opts.now ?? Date.now())) {
     throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): certificate expired on ${certificate.validTo}`);
   }
+  const problems = opts.renewalOf ? renewalProblems(certificate, opts.renewalOf) : [];
+  if (problems.length) throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): the new certificate has ${problems.join('; ')}`);
   return {
     options: { key: f.key, cert: f.cert, ...(f.chain ? { chain: f.chain } : {}), ...(f.ca ? { ca: f.ca } : {}), verifyPeer: t.verifyPeer, requestClientCert: t.verifyClients },
     certificate,
@@ -106,6 +142,8 @@ export interface TlsReloaderOptions {
   logger: Logger;
   /** Polling interval; 0: only reload() calls (SIGHUP, HTTP). */
   intervalMs: number;
+  /** Names a renewal must keep covering when the certificate in use covers them (default none). */
+  names?: () => string[];
   onResult?: (r: TlsReloadResult, m: TlsMaterial | undefined) => void;
 }
 
@@ -119,6 +157,8 @@ export interface TlsReloaderOptions {
 export class TlsReloader {
   readonly #o: TlsReloaderOptions;
   #applied: string;
+  /** The certificate the server runs with (what a renewal is compared with). */
+  #current: X509Certificate;
   #lastWatchError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -126,6 +166,7 @@ export class TlsReloader {
   constructor(o: TlsReloaderOptions) {
     this.#o = o;
     this.#applied = o.current.digest;
+    this.#current = o.current.certificate;
   }
 
   start(): void {
@@ -144,9 +185,10 @@ export class TlsReloader {
       if (files.digest === this.#applied) {
         result = { outcome: 'unchanged', trigger };
       } else {
-        m = checkTlsFiles(this.#o.settings, files, { refuseExpired: true });
+        m = checkTlsFiles(this.#o.settings, files, { refuseExpired: true, renewalOf: { current: this.#current, names: this.#o.names?.() ?? [] } });
         const retired = this.#o.apply(m);
         this.#applied = m.digest;
+        this.#current = m.certificate;
         result = { outcome: 'reloaded', trigger, retired, subject: subjectOf(m.certificate), notAfter: m.certificate.validTo };
       }
       this.#lastWatchError = undefined;

@@ -110,6 +110,35 @@ describe('TLS certificate reload (§2.12)', () => {
     }
   });
 
+  it('a renewal that loses what Teams needs (clientAuth, the apex name) is refused, naming what it lost; the certificate in use stays', async () => {
+    const inUse = fingerprint(renewed.cert);
+    const base = h.ft.baseDomain;
+    const [noClientAuth, noApex] = await Promise.all([
+      h.ft.pki.sbc.issue({ name: 'no-client-auth', cn: `*.${base}`, sans: [`DNS:*.${base}`, `DNS:${base}`], eku: ['serverAuth'] }),
+      h.ft.pki.sbc.issue({ name: 'no-apex', cn: `*.${base}`, sans: [`DNS:*.${base}`], eku: ['serverAuth', 'clientAuth'] }),
+    ]);
+    const { keyPath, certPath } = h.ft.pki.sbc.server;
+    try {
+      for (const [cert, lost] of [
+        [noClientAuth, 'no clientAuth extended key usage'],
+        [noApex, `does not cover ${base}, which the certificate in use covers`],
+      ] as const) {
+        await writeFile(keyPath, cert.key);
+        await writeFile(certPath, cert.cert);
+        const r = await reload();
+        expect(r.status).toBe(422);
+        expect(r.body.error).toMatch(new RegExp(`^sipServer\\.tls\\.certFile \\(${certPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): the new certificate has `));
+        expect(r.body.error).toContain(lost);
+      }
+      await sleep(1200); // longer than the grace: nothing was retired
+      expect(h.ft.connections().filter((c) => !c.closedAt).map(presented).every((f) => f === inUse)).toBe(true);
+    } finally {
+      await writeFile(keyPath, renewed.key);
+      await writeFile(certPath, renewed.cert);
+    }
+    expect((await reload()).body.outcome).toBe('unchanged');
+  });
+
   it('the file watch picks up a renewal by itself', async () => {
     await h.restartGateway({ sipServer: { tls: { watchIntervalSec: 0.2, reloadGraceSec: 1 } } });
     opsUrl = `http://${GW_IP}:${h.gw.ops.http.port}`;

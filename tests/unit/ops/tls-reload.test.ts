@@ -5,7 +5,8 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../../src/config/load.js';
-import { type TlsMaterial, TlsReloader, readTlsMaterial } from '../../../src/ops/tls-reload.js';
+import { X509Certificate } from 'node:crypto';
+import { type TlsMaterial, TlsReloader, readTlsMaterial, renewalProblems } from '../../../src/ops/tls-reload.js';
 import { waitFor } from '../../helpers/net.js';
 import { type IssuedCert, type TestPki, createTestPki } from '../../helpers/pki.js';
 
@@ -99,5 +100,65 @@ describe('TlsReloader', () => {
       r.close();
       r.close();
     }
+  });
+});
+
+describe('renewalProblems: a renewal may not lose what Teams needs', () => {
+  const names = ['customers.example.net', 'acme.customers.example.net', 'beta.customers.example.net'];
+  const sans = ['DNS:*.customers.example.net', 'DNS:customers.example.net'];
+  let full: X509Certificate;
+  let ec: X509Certificate;
+  let serverOnly: X509Certificate;
+  let noEku: X509Certificate;
+  let oneTenant: X509Certificate;
+  beforeAll(async () => {
+    const issue = async (name: string, spec: object) => new X509Certificate((await pki.issue({ name, cn: '*.customers.example.net', sans, ...spec })).cert);
+    [full, ec, serverOnly, noEku, oneTenant] = await Promise.all([
+      issue('r-full', {}),
+      issue('r-ec', { keyType: 'ec256' }),
+      issue('r-server-only', { eku: ['serverAuth'] }),
+      issue('r-no-eku', { eku: [] }),
+      issue('r-one', { sans: ['DNS:acme.customers.example.net', 'DNS:customers.example.net'] }),
+    ]);
+  }, 60_000);
+
+  it('the same properties: nothing lost', () => {
+    expect(renewalProblems(full, { current: full, names })).toEqual([]);
+  });
+
+  it('clientAuth dropped by the CA, an EC key, names no longer covered', () => {
+    expect(renewalProblems(serverOnly, { current: full, names })).toEqual(['no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)']);
+    expect(renewalProblems(ec, { current: full, names })).toEqual(['a ec key (Teams Direct Routing needs RSA)']);
+    expect(renewalProblems(oneTenant, { current: full, names })).toEqual(['does not cover beta.customers.example.net, which the certificate in use covers']);
+    const many = Array.from({ length: 8 }, (_, i) => `t${i}.customers.example.net`);
+    expect(renewalProblems(oneTenant, { current: full, names: many })[0]).toBe('does not cover t0.customers.example.net, t1.customers.example.net, t2.customers.example.net, t3.customers.example.net, t4.customers.example.net and 3 more, which the certificate in use covers');
+  });
+
+  it('only losses count: a deployment whose certificate already lacks something can renew; no EKU extension serves any purpose', () => {
+    expect(renewalProblems(serverOnly, { current: serverOnly, names })).toEqual([]);
+    expect(renewalProblems(full, { current: oneTenant, names })).toEqual([]);
+    expect(renewalProblems(noEku, { current: full, names })).toEqual([]);
+    expect(renewalProblems(serverOnly, { current: noEku, names })).toHaveLength(1);
+  });
+
+  it('the reloader refuses such a renewal and keeps the certificate in use', async () => {
+    const keyFile = join(dir, 'r-live.key');
+    const certFile = join(dir, 'r-live.crt');
+    await writeFile(keyFile, pki.server.key);
+    await writeFile(certFile, pki.server.cert);
+    const s = settings({ keyFile, certFile });
+    const current = readTlsMaterial(s);
+    const lost = await pki.issue({ name: 'r-lost', cn: 'sbc.test.invalid', eku: ['serverAuth'] });
+    await writeFile(keyFile, lost.key);
+    await writeFile(certFile, lost.cert);
+    const applied: TlsMaterial[] = [];
+    const r = new TlsReloader({ settings: s, current, apply: (m) => (applied.push(m), 0), logger: pino({ level: 'silent' }), intervalMs: 0, names: () => ['sbc.test.invalid'] });
+    expect(r.reload('SIGHUP')).toEqual({ outcome: 'failed', trigger: 'SIGHUP', error: `sipServer.tls.certFile (${certFile}): the new certificate has no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)` });
+    expect(applied).toEqual([]);
+    // A proper renewal then goes through, and becomes what the next one is compared with.
+    await writeFile(keyFile, renewed.key);
+    await writeFile(certFile, renewed.cert);
+    expect(r.reload('SIGHUP').outcome).toBe('reloaded');
+    expect(applied).toHaveLength(1);
   });
 });
