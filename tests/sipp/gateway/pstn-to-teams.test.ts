@@ -226,6 +226,28 @@ describe('PSTN → Teams: proxy failover', () => {
     expect(callsTo('sip2')).toBe(s2 + 1);
   });
 
+  // §1.7: connection refused or a failed TLS handshake on the INVITE itself (OPTIONS have not
+  // marked sip down yet: the gateway learns it from this call).
+  it.each(['down', 'reset'] as const)('§1.7: sip %s (refused / TLS handshake fails) when the INVITE goes out → the call goes to sip2 at once', async (mode) => {
+    h.ft.script([step.answer(20)], { endpoint: 'sip2' });
+    const s2 = callsTo('sip2');
+    const s1 = callsTo('sip');
+    const moded = h.ft.setMode('sip', mode);
+    h.ft.dropConnections({ endpoint: 'sip' }); // the gateway's open connection (OPTIONS) too
+    await moded;
+    try {
+      const t0 = Date.now();
+      const r = await carrierCall({ scenario: 'carrier-call-bye.xml', from: C1, to: '+14255550110' });
+      expectSippOk(r);
+      expect(finalStatuses(r)).toEqual([200]);
+      expect(Date.now() - t0).toBeLessThan(1400); // not the INVITE timeout: the failure is immediate
+      expect(callsTo('sip2')).toBe(s2 + 1);
+      expect(callsTo('sip')).toBe(s1);
+    } finally {
+      await h.ft.setMode('sip', 'up');
+    }
+  });
+
   it.each([
     [486, 17],
     [603, 21],
