@@ -134,6 +134,13 @@ export const configSchema = {
           enum: ['supported', 'off'],
           default: 'supported',
         },
+        setupBudgetMs: {
+          description:
+            'Teams → PSTN: the carrier targets are hunted for at most this long without a provisional; then Teams gets 408 and re-routes to another SBC before its own FailoverTimeSeconds (10 s, teams-direct-routing §1.12) drops the call. 0: no limit (each target still has teams.inviteTimeoutMs).',
+          type: 'integer',
+          minimum: 0,
+          default: 9000,
+        },
       },
     },
     media: {
@@ -301,7 +308,7 @@ export interface Config {
     nextHop: string;
     inviteTimeoutMs: number;
   };
-  carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180'; reliableProvisionals: 'supported' | 'off' };
+  carriers: { unknownSource: 'reject' | 'drop'; earlyMedia: 'pass' | 'convert-to-180'; reliableProvisionals: 'supported' | 'off'; setupBudgetMs: number };
   media: { rtpengines: string[]; commandTimeoutMs: number; healthIntervalMs: number; failuresBeforeDown: number; profiles: Record<string, unknown> };
   calls: GatewayFeatures;
   ops: {

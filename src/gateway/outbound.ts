@@ -188,8 +188,18 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     let earlyToTeams: string | undefined;
     /** The carrier changed its media with an UPDATE in the early dialog (RFC 3311). */
     let updatedEarly = false;
+    // §1.12: Teams gives up on us after FailoverTimeSeconds (10 s) without a provisional; stop
+    // hunting before that so it can still re-route the call (408) to another SBC.
+    const budgetMs = ctx.config.carriers.setupBudgetMs;
+    const huntUntil = budgetMs > 0 ? Date.now() + budgetMs : Infinity;
     for (const { carrier, target } of targets) {
       if (pending.canceled || s.closed) return;
+      const budgetLeft = huntUntil - Date.now();
+      if (budgetLeft <= 0) {
+        log.warn({ budgetMs, next: `${target.host}:${target.port}` }, 'carrier setup budget spent without a provisional: no further targets tried');
+        lastStatus = 408;
+        break;
+      }
       const number = normalize(tenantNumber, carrier.normalization.outbound);
       const callerNum = fromUser === 'anonymous' ? 'anonymous' : normalize(fromUser, carrier.normalization.outbound);
       const tparam = target.transport === 'udp' ? '' : `;transport=${target.transport}`;
@@ -235,7 +245,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
           srf: ctx.srf,
           uri,
           opts,
-          timeoutMs: ctx.config.teams.inviteTimeoutMs,
+          timeoutMs: Math.max(1, Math.min(ctx.config.teams.inviteTimeoutMs, huntUntil - Date.now())),
           cancelGraceMs: Math.min(2000, ctx.config.teams.inviteTimeoutMs),
           onProvisional: (p: any) => void relay(p),
           onUpdate: (u: any, r: any) => void earlyCarrierOffer(s, u, r).then((ok) => (updatedEarly ||= ok)),

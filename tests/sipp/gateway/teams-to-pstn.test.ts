@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
 import { SipRequest } from '../../../src/sip/message/index.js';
+import { defaultConfig } from '../../../src/config/load.js';
 import { type BodyPart, parseMultipart } from '../../../src/gateway/location.js';
 import { sleep, waitFor } from '../../helpers/net.js';
 import { type SippProcess, sippReport } from '../../helpers/sipp.js';
@@ -180,6 +181,27 @@ describe('Teams → PSTN: carrier target priority and failover', () => {
     expectSippOk(r1);
     expect(received(r1, /^CANCEL /)).toHaveLength(1);
     expectSippOk(await t2.done);
+  });
+
+  it('§1.12: silent targets are hunted only within carriers.setupBudgetMs: Teams gets 408 in time to re-route, the last target is never tried', async () => {
+    // inviteTimeoutMs is 1.5 s here: without the budget T1 and T2 alone would take 3 s.
+    await h.restartGateway({ carriers: { setupBudgetMs: 2000 } });
+    try {
+      const [t1, t2] = await Promise.all([startTarget({ scenario: 'target-trying-only.xml', ip: T1 }), startTarget({ scenario: 'target-trying-only.xml', ip: T2 })]);
+      const mark = h.logs.length;
+      const call = h.ft.originate({ to: '+442079460126', tenant: ACME });
+      const fin = await call.waitForFinal(6000);
+      const ms = Date.now() - call.sentAt;
+      expect(fin.status).toBe(408);
+      expect(ms).toBeGreaterThanOrEqual(1900);
+      expect(ms).toBeLessThan(2800);
+      for (const t of [t1, t2]) expect(received(await t.done, /^CANCEL /)).toHaveLength(1);
+      const attempts = h.logs.slice(mark).filter((l) => l.msg === 'carrier attempt failed').map((l) => l.target);
+      expect(attempts).toEqual([`${T1}:5060`, `${T2}:5060`]);
+      expect(h.logs.slice(mark).some((l) => l.msg === 'carrier setup budget spent without a provisional: no further targets tried' && l.next === `${TARGET_IPS[2]}:5060`)).toBe(true);
+    } finally {
+      await h.restartGateway({ carriers: { setupBudgetMs: defaultConfig().carriers.setupBudgetMs } });
+    }
   });
 
   it('§1.11: every target fails with 502 (before any 18x): Teams gets 503, a code it re-routes on', async () => {
