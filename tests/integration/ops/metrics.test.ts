@@ -295,7 +295,7 @@ describe('/ready follows its dependencies', () => {
   it('is ready with SIP server, Redis tenant store and rtpengine available; /health always answers', async () => {
     const r = await getJson(`${h.opsUrl}/ready`);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ ready: true, checks: { sip: true, tenants: true, media: true } });
+    expect(r.body).toEqual({ ready: true, checks: { sip: true, tenants: true, media: true, accepting: true } });
     expect((await fetch(`${h.opsUrl}/health`)).status).toBe(200);
   });
 
@@ -303,7 +303,7 @@ describe('/ready follows its dependencies', () => {
     const inst = h.rtpengine!.ngAddress;
     await h.rtpengine!.kill();
     const down = await waitReady(h, false);
-    expect(down.body.checks).toEqual({ sip: true, tenants: true, media: false });
+    expect(down.body.checks).toEqual({ sip: true, tenants: true, media: false, accepting: true });
     expect((await fetch(`${h.opsUrl}/health`)).status).toBe(200);
     const rej = await h.carrierCall({ scenario: 'carrier-call-reject', to: '+14255550113' });
     expect(finalStatus(rej)).toBe(503);
@@ -315,7 +315,7 @@ describe('/ready follows its dependencies', () => {
 
     await h.rtpengine!.restart();
     const up = await waitReady(h, true);
-    expect(up.body.checks).toEqual({ sip: true, tenants: true, media: true });
+    expect(up.body.checks).toEqual({ sip: true, tenants: true, media: true, accepting: true });
     m = await h.scrape();
     expect(m.value('teamsgw_rtpengine_up', { rtpengine: inst })).toBe(1);
   }, 30_000);
@@ -325,7 +325,7 @@ describe('/ready follows its dependencies', () => {
     monitor = undefined;
     await h.redis!.kill();
     const down = await waitReady(h, false);
-    expect(down.body.checks).toEqual({ sip: true, tenants: false, media: true });
+    expect(down.body.checks).toEqual({ sip: true, tenants: false, media: true, accepting: true });
     let m = await h.scrape();
     expect(m.value('teamsgw_redis_up')).toBe(0);
     expect(m.sum('teamsgw_redis_errors_total')).toBeGreaterThanOrEqual(1);
