@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CidrTable, parseCidr } from '../tenants/ip.js';
 import type { GatewayContext, Refusal } from './context.js';
-import { reason, sendFailure } from './context.js';
+import { reason, sendFailure, teamsAllow } from './context.js';
 import { prackAnsweredHere } from './carrier-leg.js';
 import { handleCarrierInvite } from './inbound.js';
 import { handleTeamsInvite } from './outbound.js';
@@ -30,18 +30,32 @@ export function cidrMatcher(cidrs: string[]): (ip: string) => boolean {
  */
 export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: Logger }): void {
   const log = 'log' in ctx ? ctx.log : ctx.logger;
+  const fromTeams = 'log' in ctx ? cidrMatcher(ctx.config.teams.sourceCidrs) : () => false;
   srf.options((req, res) => {
-    log.debug({ callId: req.get('Call-ID'), from: req.source_address }, 'OPTIONS');
+    const src: string = req.source_address;
+    log.debug({ callId: req.get('Call-ID'), from: src }, 'OPTIONS');
     const headers: Record<string, string> = { Allow: GATEWAY_ALLOW, Accept: 'application/sdp' };
-    // Teams §3.1/§3.2: Teams' own OPTIONS name the carrier trunk FQDN or a tenant FQDN; the
-    // answer carries a Contact with that FQDN (never an IP), so Teams can match the trunk.
     if ('log' in ctx) {
-      const host = String(req.uri ?? '').replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
-      const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain.toLowerCase();
-      if (host && (host === base || ctx.tenants.byFqdn(host))) headers.Contact = `<sip:${host}:${ctx.config.teams.signalingPort};transport=tls>`;
+      const teams = fromTeams(src);
+      // Like an INVITE from there: an address that is neither Teams nor a carrier learns
+      // nothing in drop mode (scanners), and gets 403 otherwise.
+      if (!teams && !ctx.tenants.carrierBySourceIp(src)) {
+        if (ctx.config.carriers.unknownSource === 'drop') return;
+        return void res.send(403, { headers: { Reason: reason(21, 'Source address not allowed') } });
+      }
+      if (teams) {
+        // Teams §3.1/§3.2: Teams' own OPTIONS name the carrier trunk FQDN or a tenant FQDN; the
+        // answer carries a Contact with that FQDN (never an IP), so Teams can match the trunk,
+        // and the Allow its calls get (§3.7: no UPDATE/PRACK toward Teams; REFER per tenant).
+        const host = String(req.uri ?? '').replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
+        const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain.toLowerCase();
+        const tenant = host ? ctx.tenants.byFqdn(host) : undefined;
+        if (host && (host === base || tenant)) headers.Contact = `<sip:${host}:${ctx.config.teams.signalingPort};transport=tls>`;
+        headers.Allow = teamsAllow(tenant ? tenant.teams.advertiseRefer : true);
+      }
+      // Draining: a carrier's (or Teams') health check sees us out of service before its next call.
+      if (ctx.draining) return void sendFailure(res, 503, reason(42, 'Gateway draining'), 30, headers);
     }
-    // Draining: a carrier's (or Teams') health check sees us out of service before its next call.
-    if ('draining' in ctx && ctx.draining) return void sendFailure(res, 503, reason(42, 'Gateway draining'), 30, headers);
     res.send(200, { headers });
   });
   if (!('log' in ctx)) return;
@@ -50,7 +64,6 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
   srf.prack((req, res) => {
     if (!prackAnsweredHere(req)) res.send(200);
   });
-  const fromTeams = cidrMatcher(ctx.config.teams.sourceCidrs);
   srf.invite((req, res) => {
     const src: string = req.source_address;
     if (fromTeams(src)) {

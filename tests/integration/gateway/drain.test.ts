@@ -5,8 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { step } from '../../helpers/fake-teams/index.js';
-import { UdpPeer, sleep } from '../../helpers/net.js';
-import { carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, received } from '../../sipp/gateway/sipp-gateway.js';
+import { sleep } from '../../helpers/net.js';
+import { carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, optionsFrom, received } from '../../sipp/gateway/sipp-gateway.js';
 import { CARRIER_IPS, GW_IP, type GatewayHarness, startGatewayHarness } from './harness.js';
 
 let h: GatewayHarness;
@@ -62,19 +62,6 @@ async function post(url: string): Promise<{ status: number; body: any }> {
   return { status: r.status, body: await r.json() };
 }
 
-/** One OPTIONS from a carrier address; resolves with the status line's code. */
-async function optionsFrom(ip: string, n: number): Promise<number> {
-  const peer = await UdpPeer.bind(ip);
-  try {
-    const msg = [`OPTIONS sip:${GW_IP}:5060 SIP/2.0`, `Via: SIP/2.0/UDP ${ip}:${peer.port};branch=z9hG4bK-drain-${n};rport`, 'Max-Forwards: 70', `From: <sip:ping@${ip}>;tag=d${n}`, `To: <sip:${GW_IP}>`, `Call-ID: drain-options-${n}@${ip}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
-    await peer.send(msg, GW_IP, 5060);
-    const d = await peer.waitFor((x) => x.text.startsWith('SIP/2.0 '), 5000);
-    return Number(d.text.split(' ')[1]);
-  } finally {
-    await peer.close();
-  }
-}
-
 it('maintenance drain over HTTP: /ready fails, new calls and OPTIONS get 503, the call in progress goes on; /resume takes calls again', async () => {
   const ops = `http://${GW_IP}:${h.gw.ops.http.port}`;
   h.ft.script([step.answer(20)]);
@@ -94,12 +81,12 @@ it('maintenance drain over HTTP: /ready fails, new calls and OPTIONS get 503, th
   expect(finalStatuses(r)).toEqual([503]);
   expect(header(received(r, /^SIP\/2\.0 503/)[0]!, 'Retry-After')).toBeDefined();
   expect((await h.ft.originate({ to: '+442079460142', tenant: 'acme.customers.example.net' }).waitForFinal()).status).toBe(503);
-  expect(await optionsFrom(CARRIER_IPS[2], 1)).toBe(503);
+  expect((await optionsFrom(CARRIER_IPS[2], 1))?.status).toBe(503);
   expect(h.gw.ctx.calls.size).toBe(1); // the call in progress is untouched
 
   expect(await post(`${ops}/resume`)).toEqual({ status: 200, body: { draining: false, calls: 1 } });
   expect((await fetch(`${ops}/ready`)).status).toBe(200);
-  expect(await optionsFrom(CARRIER_IPS[2], 2)).toBe(200);
+  expect((await optionsFrom(CARRIER_IPS[2], 2))?.status).toBe(200);
   const m2 = h.ft.calls.length;
   h.ft.script([step.answer(20)]);
   const next = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: CARRIER_IPS[3], to: '+14255550144' });

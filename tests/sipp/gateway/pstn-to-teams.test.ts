@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { audioOf, parseSdp, step } from '../../helpers/fake-teams/index.js';
 import { sleep, waitFor } from '../../helpers/net.js';
 import { CARRIER_IPS, type GatewayHarness, NOT_ALLOWED_IP, logged, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, received } from './sipp-gateway.js';
+import { carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, optionsFrom, received } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 beforeAll(async () => {
@@ -133,6 +133,34 @@ describe('PSTN → Teams: rejections', () => {
     } finally {
       await h.restartGateway({ carriers: { unknownSource: 'reject' } });
     }
+  });
+
+  it('OPTIONS: a carrier gets 200 with the full Allow; a source that is neither Teams nor a carrier gets 403, and nothing in drop mode', async () => {
+    const ok = await optionsFrom(C1, 1);
+    expect(ok?.status).toBe(200);
+    expect(header(ok!.text, 'Allow')).toMatch(/UPDATE.*PRACK/);
+    const refused = await optionsFrom(NOT_ALLOWED_IP, 2);
+    expect(refused?.status).toBe(403);
+    expect(header(refused!.text, 'Reason')).toMatch(/^Q\.850;cause=21/);
+    await h.restartGateway({ carriers: { unknownSource: 'drop' } });
+    try {
+      expect(await optionsFrom(NOT_ALLOWED_IP, 3, 1500)).toBeUndefined();
+      expect((await optionsFrom(C1, 4))?.status).toBe(200);
+    } finally {
+      await h.restartGateway({ carriers: { unknownSource: 'reject' } });
+    }
+  });
+
+  it('OPTIONS from Teams get the Allow that tenant\'s calls get (§3.7: no UPDATE or PRACK; REFER only where advertised)', async () => {
+    const allow = async (fqdn: string) => {
+      const res = await h.ft.sendOptions({ to: fqdn, port: 5061 });
+      expect(res.status).toBe(200);
+      expect(res.getAll('contact')[0]).toBe(`<sip:${fqdn}:5061;transport=tls>`);
+      return res.getAll('allow').join(',').split(',').map((x) => x.trim());
+    };
+    expect(await allow('acme.customers.example.net')).toEqual(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY']);
+    expect(await allow('plain.customers.example.net')).toEqual(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO']);
+    expect(await allow('customers.example.net')).toEqual(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY']);
   });
 
   it('an unknown number gets 404 with a Reason header', async () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isRtcp } from '../../helpers/rtp.js';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { freePort } from '../../helpers/net.js';
+import { UdpPeer, freePort } from '../../helpers/net.js';
 import { type SippProcess, type SippResult, type SippTransport, parseMessageLog, runSipp, sippReport, spawnSipp, startSippUas } from '../../helpers/sipp.js';
 import { GW_IP } from '../../integration/gateway/harness.js';
 
@@ -145,4 +145,20 @@ export function carrierSideAddress(target: { dir: string }): { address: string; 
   const mm = /m=audio (\d+)/.exec(inv);
   if (!c || !mm) throw new Error('no SDP in the INVITE the carrier target received');
   return { address: c[1]!, port: Number(mm[1]), sdp: inv };
+}
+
+/**
+ * One OPTIONS over UDP from `ip` to the gateway: the final response, or undefined when none came
+ * within `timeoutMs` (drop mode).
+ */
+export async function optionsFrom(ip: string, n: number, timeoutMs = 5000): Promise<{ status: number; text: string } | undefined> {
+  const peer = await UdpPeer.bind(ip);
+  try {
+    const msg = [`OPTIONS sip:${GW_IP}:5060 SIP/2.0`, `Via: SIP/2.0/UDP ${ip}:${peer.port};branch=z9hG4bK-opt-${n};rport`, 'Max-Forwards: 70', `From: <sip:ping@${ip}>;tag=o${n}`, `To: <sip:${GW_IP}>`, `Call-ID: options-${n}@${ip}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
+    await peer.send(msg, GW_IP, 5060);
+    const d = await peer.waitFor((x) => /^SIP\/2\.0 [2-6]/.test(x.text), timeoutMs).catch(() => undefined);
+    return d ? { status: Number(d.text.split(' ')[1]), text: d.text } : undefined;
+  } finally {
+    await peer.close();
+  }
 }
