@@ -16,6 +16,7 @@ export const ENV_OVERLAY: Readonly<Record<string, string>> = {
   TEAMS_GW_DRACHTIO_PORT: 'sipServer.admin.port',
   DRACHTIO_SECRET: 'sipServer.admin.secret',
   TEAMS_GW_TEAMS_CLOUD: 'teams.cloud',
+  TEAMS_GW_OPS_TOKEN: 'ops.adminToken',
 };
 
 /**

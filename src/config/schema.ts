@@ -127,7 +127,7 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        unknownSource: { description: 'INVITE from an address no carrier owns: reject with 403, or drop silently (scanners).', enum: ['reject', 'drop'], default: 'reject' },
+        unknownSource: { description: 'INVITE or OPTIONS from an address that is neither a carrier\'s nor Teams\': reject with 403, or drop silently (scanners).', enum: ['reject', 'drop'], default: 'reject' },
         earlyMedia: { description: '183 with SDP from Teams toward carriers: pass, or convert to 180 without SDP.', enum: ['pass', 'convert-to-180'], default: 'pass' },
         reliableProvisionals: {
           description: 'RFC 3262 toward carriers: supported = Supported: 100rel in INVITEs to carriers and reliable 183s with SDP to carriers that support it; off = neither (Require: 100rel is always honoured).',
@@ -245,6 +245,12 @@ export const configSchema = {
       properties: {
         httpHost: { type: 'string', default: '127.0.0.1' },
         httpPort: { type: 'integer', minimum: 0, maximum: 65535, default: 9090 },
+        adminToken: {
+          description:
+            'Bearer token the ops endpoint requires for requests that change something (POST /drain, /resume, /tls/reload, PUT /loglevel); reads (/metrics, /ready, /status, /check) stay open. Empty: none, so keep httpHost on a trusted network. Prefer $TEAMS_GW_OPS_TOKEN.',
+          type: 'string',
+          default: '',
+        },
         optionsIntervalSec: { description: 'OPTIONS to each Teams proxy every N seconds (Teams expects 60).', type: 'number', exclusiveMinimum: 0, default: 60 },
         optionsFailuresBeforeDown: { type: 'integer', minimum: 1, default: 2 },
         optionsTimeoutMs: { type: 'integer', minimum: 100, default: 5000 },
@@ -314,6 +320,7 @@ export interface Config {
   ops: {
     httpHost: string;
     httpPort: number;
+    adminToken: string;
     optionsIntervalSec: number;
     optionsFailuresBeforeDown: number;
     optionsTimeoutMs: number;

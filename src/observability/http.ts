@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
 import type { Level, Logger } from 'pino';
 import { setLogLevel } from './logger.js';
@@ -16,6 +17,8 @@ export interface OpsHttpOptions {
   checks: ReadinessCheck[];
   /** JSON for /status (teams-gw status). */
   status: () => Promise<Record<string, unknown>>;
+  /** Bearer token required for every request but GET/HEAD; empty or undefined: none. */
+  adminToken?: string;
   /** Extra routes (e.g. /check/<tenant>); undefined = not handled. */
   route?: (method: string, url: string) => Promise<{ status: number; body: string } | undefined>;
   logger: Logger;
@@ -26,7 +29,8 @@ const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace']);
 /**
  * The operations endpoint: /metrics (Prometheus), /health (liveness), /ready (readiness: every
  * dependency available), /status (JSON), and PUT /loglevel/<level> to change the log level at
- * run time (of the logger given and every child logger created from it).
+ * run time (of the logger given and every child logger created from it). With `adminToken`, every
+ * request but GET/HEAD needs `Authorization: Bearer <token>`.
  */
 export class OpsHttpServer {
   readonly #opts: OpsHttpOptions;
@@ -59,6 +63,12 @@ export class OpsHttpServer {
       const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => res.writeHead(code, { 'Content-Type': type }).end(body);
       const url = (req.url ?? '/').split('?')[0]!;
       const run = async () => {
+        // Reads stay open (Prometheus, load balancers); a change needs the token when one is set.
+        if (req.method !== 'GET' && req.method !== 'HEAD' && !this.#authorized(req.headers.authorization)) {
+          this.#opts.logger.warn({ method: req.method, url, from: req.socket.remoteAddress }, 'ops request refused: missing or wrong bearer token');
+          res.writeHead(401, { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bearer realm="teams-gw ops"' }).end(JSON.stringify({ error: 'bearer token required (ops.adminToken)' }));
+          return;
+        }
         if (req.method === 'GET' && url === '/metrics') return send(200, await this.#opts.metrics(), this.#opts.metricsContentType);
         if (req.method === 'GET' && (url === '/health' || url === '/healthz')) return send(200, 'ok\n');
         if (req.method === 'GET' && (url === '/ready' || url === '/readyz')) {
@@ -87,6 +97,16 @@ export class OpsHttpServer {
       this.#server!.once('error', reject);
       this.#server!.listen(this.#opts.port, this.#opts.host, () => resolve());
     });
+  }
+
+  #authorized(header: string | undefined): boolean {
+    const token = this.#opts.adminToken;
+    if (!token) return true;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (!m) return false;
+    const a = Buffer.from(m[1]!);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   async close(): Promise<void> {

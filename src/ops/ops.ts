@@ -251,6 +251,7 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
   const http = new OpsHttpServer({
     host: config.ops.httpHost,
     port: config.ops.httpPort,
+    adminToken: config.ops.adminToken,
     metrics: async () => {
       metrics.mediaSessions.set(d.pool ? d.pool.stats().instances.reduce((n, i) => n + i.sessions, 0) : 0);
       return metrics.metrics();
@@ -296,6 +297,9 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
     },
   });
   await http.start();
+  if (!config.ops.adminToken && !isLoopback(config.ops.httpHost)) {
+    logger.warn({ httpHost: config.ops.httpHost }, 'ops endpoint off loopback without ops.adminToken: anyone who reaches it can drain the gateway or change its log level');
+  }
   // Teams talks TLS only: without a TLS listener (e.g. the loopback quick start) there is
   // nothing to keep alive, and no OPTIONS leave the host.
   const hasTls = !d.server || d.server.listenPoints.some((lp) => lp.protocol === 'tls');
@@ -324,3 +328,7 @@ export async function startOps(d: OpsDeps): Promise<Ops> {
 }
 
 export type { Cdr };
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

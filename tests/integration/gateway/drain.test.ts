@@ -104,3 +104,27 @@ it('maintenance drain over HTTP: /ready fails, new calls and OPTIONS get 503, th
   await stopping;
   await h.restartGateway();
 });
+
+it('ops.adminToken: requests that change something need the bearer token; reads stay open', async () => {
+  const token = 'ops-T0ken-for-tests';
+  await h.restartGateway({ ops: { adminToken: token } });
+  try {
+    const ops = `http://${GW_IP}:${h.gw.ops.http.port}`;
+    const call = (path: string, method: string, auth?: string) => fetch(`${ops}${path}`, { method, ...(auth ? { headers: { Authorization: auth } } : {}) });
+    for (const [path, method] of [['/drain', 'POST'], ['/resume', 'POST'], ['/tls/reload', 'POST'], ['/loglevel/debug', 'PUT']] as const) {
+      const none = await call(path, method);
+      expect(none.status, `${method} ${path}`).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect((await call(path, method, 'Bearer wrong-token-of-same-size')).status).toBe(401);
+    }
+    expect(h.gw.ctx.draining).toBe(false);
+    expect(await (await call('/loglevel', 'GET')).text()).not.toBe('debug\n');
+    expect((await call('/drain', 'POST', `Bearer ${token}`)).status).toBe(200);
+    expect(h.gw.ctx.draining).toBe(true);
+    expect((await call('/resume', 'POST', `bearer ${token}`)).status).toBe(200);
+    expect(h.gw.ctx.draining).toBe(false);
+    for (const path of ['/metrics', '/ready', '/status', '/health']) expect((await call(path, 'GET')).status, path).toBe(200);
+  } finally {
+    await h.restartGateway({ ops: { adminToken: '' } });
+  }
+});
