@@ -175,13 +175,13 @@ export class CallSession {
   }
 
   /**
-   * A transfer (REFER) or Replaces gave the Teams side a new dialog: the old one is kept in
-   * `retired` (its BYE no longer ends the call) until Teams, or `close()`, ends it.
+   * A transfer (REFER) or Replaces gave one side a new dialog: the old one is kept in `retired`
+   * (its BYE no longer ends the call) until that side, or `close()`, ends it.
    */
-  replaceTeamsLeg(d: SrfDialog): SrfDialog | undefined {
-    const old = this.leg('teams');
+  replaceLeg(side: MediaSide, d: SrfDialog): SrfDialog | undefined {
+    const old = this.leg(side);
     if (old) this.retired.add(old);
-    if (this.teamsSide === 'a') this.attachA(d);
+    if ((side === 'teams') === (this.teamsSide === 'a')) this.attachA(d);
     else this.attachB(d);
     return old;
   }

@@ -11,6 +11,7 @@ import { ringGroupCall } from './ring-group.js';
 import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
 import { lateOfferStandIn } from './sdp-rules.js';
 import { UacAttempt } from './uac-attempt.js';
+import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
 
 /** Failover verdict for a Teams proxy attempt (issue: never after 18x, never on 4xx/6xx). */
 export function teamsFailover(status: number | undefined): boolean {
@@ -61,6 +62,15 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
     ctx.onRefused?.({ direction: 'inbound', reason: kind, carrier: carrier.name, status });
     reject(status, why, retryAfter, extra);
   };
+  // §6.13 / RFC 3891: a carrier-side transfer (INVITE with Replaces) takes over the carrier leg of
+  // the call it names, on the gateway; Teams sees nothing (it takes no Replaces). Never a new call:
+  // that would ring the Teams user a second time. Part of a call in progress, so also while draining.
+  if (req.has('Replaces')) {
+    const r = parseReplaces(String(req.get('Replaces')));
+    const target = r ? findReplaced(ctx, r, 'carrier') : undefined;
+    if (!target || target.carrier !== carrier.name) return refuse('replaces-unknown', 481, reason(41, 'Replaced dialog not found'));
+    return acceptReplaces(ctx, target, req, res, {}, 'carrier');
+  }
   if (ctx.draining) return refuse('draining', 503, reason(42, 'Gateway draining'), 30);
   // RFC 4028 §9: the carrier leg's own session timer (carrier-session-timer.ts); an interval
   // below our minimum gets 422 with our Min-SE, before any resource is taken.

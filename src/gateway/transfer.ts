@@ -3,6 +3,7 @@
  * transferee (§6.3–§6.6), and INVITE with Replaces from Teams (§6.7).
  */
 import type { CallSession, SrfDialog } from './call-session.js';
+import type { MediaSide } from './media-port.js';
 import { type GatewayContext, sendFailure, teamsAllow } from './context.js';
 import { carrierRequestAnswered, carrierRequestHeaders } from './carrier-session-timer.js';
 import { featuresOf } from './features.js';
@@ -139,7 +140,7 @@ export async function handleRefer(ctx: GatewayContext, s: CallSession, oldLeg: S
       }
       const answer = d.remote.sdp;
       if (s.media) await s.media.answer('teams', answer);
-      s.replaceTeamsLeg(d);
+      s.replaceLeg('teams', d);
       s.teamsPin = pinOf(offer);
       noteSent(s, 'teams', offer);
       noteReceived(s, 'teams', answer);
@@ -198,10 +199,10 @@ export function parseReplaces(v: string): { callId: string; toTag: string; fromT
   return { callId, toTag, fromTag };
 }
 
-/** The call whose Teams leg the Replaces header names (RFC 3891 §3: to-tag is our local tag). */
-export function findReplaced(ctx: GatewayContext, r: { callId: string; toTag: string; fromTag: string }): CallSession | undefined {
+/** The call whose `side` leg the Replaces header names (RFC 3891 §3: to-tag is our local tag). */
+export function findReplaced(ctx: GatewayContext, r: { callId: string; toTag: string; fromTag: string }, side: MediaSide = 'teams'): CallSession | undefined {
   for (const s of ctx.calls) {
-    const d = s.leg('teams');
+    const d = s.leg(side);
     if (!d || s.closed) continue;
     if (d.sip.callId === r.callId && d.sip.localTag === r.toTag && d.sip.remoteTag === r.fromTag) return s;
   }
@@ -209,34 +210,43 @@ export function findReplaced(ctx: GatewayContext, r: { callId: string; toTag: st
 }
 
 /**
- * INVITE with Replaces from Teams (§6.7, call-queue pickup / consultative transfer): the new
- * Teams dialog takes over the existing call's carrier leg. Media is re-anchored with an
- * rtpengine re-offer from Teams answered with the carrier's current SDP (the carrier's
- * endpoint does not change); RFC 3891 §3: the replaced dialog is then ended with a BYE.
+ * INVITE with Replaces: the new dialog takes over the existing call's leg on `side`, and the other
+ * side never sees it (§6.7: from Teams, call-queue pickup / consultative transfer; §6.13: from the
+ * carrier, whose transfers are terminated here since Teams takes no Replaces). Media is
+ * re-anchored with an rtpengine re-offer from `side` answered with the other side's current SDP
+ * (that endpoint does not change); RFC 3891 §3: the replaced dialog is then ended with a BYE.
  */
-export async function acceptReplaces(ctx: GatewayContext, s: CallSession, req: any, res: any, headers: Record<string, string>): Promise<void> {
-  const log = s.log.child({ replaces: true });
+export async function acceptReplaces(ctx: GatewayContext, s: CallSession, req: any, res: any, headers: Record<string, string>, side: MediaSide = 'teams'): Promise<void> {
+  const log = s.log.child({ replaces: side });
+  const other: MediaSide = side === 'teams' ? 'carrier' : 'teams';
   if (!(await untilAnswered(s))) return void res.send(481, { headers });
   if (s.busy) return void res.send(491, { headers });
   s.busy = true;
   try {
     const offer: string = req.body ?? '';
     if (!offer.trim()) return void res.send(488, { headers });
-    let answer = s.sdpTo.carrier && s.sdpFrom.carrier ? s.sdpFrom.carrier : '';
+    let answer = s.sdpTo[other] && s.sdpFrom[other] ? s.sdpFrom[other] : '';
     if (s.media) {
-      await s.media.offer('teams', offer);
-      answer = await s.media.answer('carrier', withDirection(s.sdpFrom.carrier ?? '', 'sendrecv'));
+      await s.media.offer(side, offer);
+      answer = await s.media.answer(other, withDirection(s.sdpFrom[other] ?? '', 'sendrecv'));
     }
-    answer = towardTeams(answer, undefined, { offer: false });
+    if (side === 'teams') answer = towardTeams(answer, undefined, { offer: false });
     const d: SrfDialog = await ctx.srf.createUAS(req, res, { localSdp: answer, headers });
     if (s.closed) {
       await d.destroy().catch(() => undefined);
       return;
     }
-    const old = s.replaceTeamsLeg(d);
-    s.teamsPin = pinOf(answer);
-    noteSent(s, 'teams', answer);
-    noteReceived(s, 'teams', offer);
+    const old = s.replaceLeg(side, d);
+    if (side === 'teams') s.teamsPin = pinOf(answer);
+    else {
+      // The new carrier dialog negotiated no session timer (our 200 carries none, RFC 4028 §9):
+      // the old leg's timer must not expire it.
+      s.sessionTimers.carrier?.close();
+      delete s.sessionTimers.carrier;
+      s.carrierTimerPlan = undefined;
+    }
+    noteSent(s, side, answer);
+    noteReceived(s, side, offer);
     wireLeg(ctx, s, d);
     if (old) {
       s.retired.delete(old);

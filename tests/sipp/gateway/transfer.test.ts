@@ -5,11 +5,11 @@
  * The old leg of a REFER transfer is always ended by the fake Teams, never by the gateway.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type InboundCall, audioOf, sipfragStatus, teamsReferredBy } from '../../helpers/fake-teams/index.js';
+import { type InboundCall, audioOf, sipfragStatus, step, teamsReferredBy } from '../../helpers/fake-teams/index.js';
 import { waitFor } from '../../helpers/net.js';
 import { RtpSocket, SrtpContext, isRtcp, parseRtp, sendG711Stream } from '../../helpers/rtp.js';
 import { CARRIER_IPS, type GatewayHarness, TARGET_IPS, startGatewayHarness } from '../../integration/gateway/harness.js';
-import { carrierCallAsync, expectSippOk, received, startTarget } from './sipp-gateway.js';
+import { bodyOf, carrierCall, carrierCallAsync, expectSippOk, finalStatuses, header, received, receivedSoFar, startTarget } from './sipp-gateway.js';
 
 let h: GatewayHarness;
 const sockets: RtpSocket[] = [];
@@ -214,5 +214,40 @@ describe('per-tenant REFER mode and INVITE with Replaces (§6.1, §6.7)', () => 
   it('a Replaces that matches no dialog gets 481', async () => {
     const taker = h.ft.originate({ to: '+14155550123', tenant: ACME, replaces: { callId: 'no-such-call@x', toTag: 'a', fromTag: 'b' } });
     expect((await taker.waitForFinal()).status).toBe(481);
+  });
+});
+
+describe('carrier-side transfer: INVITE with Replaces from the carrier (§6.13, RFC 3891)', () => {
+  const tagOf = (v: string | undefined) => /;\s*tag=([^;>\s]+)/.exec(v ?? '')?.[1];
+
+  it('takes over the carrier leg on the gateway: Teams sees no new call and no re-INVITE, the old carrier leg gets BYE, the new one carries the call to its end', async () => {
+    h.ft.script([step.answer(20)]);
+    const mark = h.ft.calls.length;
+    const first = await carrierCallAsync({ scenario: 'carrier-call-wait-bye.xml', from: CARRIER_IPS[0], to: '+14255550151' });
+    const call = await h.nextCall(mark);
+    await call.waitForAck();
+    // The carrier leg's dialog as the carrier sees it: our tag is the To tag of our 200.
+    const ok = (await waitFor(() => receivedSoFar(first.dir, /^SIP\/2\.0 200/)[0], { what: 'the 200 at the carrier' }))!;
+    const replaces = `Replaces: ${header(ok, 'Call-ID')};to-tag=${tagOf(header(ok, 'To'))};from-tag=${tagOf(header(ok, 'From'))}`;
+    const second = await carrierCall({ scenario: 'carrier-call-bye.xml', from: CARRIER_IPS[1], to: '+14255550151', pauseMs: 600, extraHeader: replaces });
+    expectSippOk(second);
+    expect(finalStatuses(second)).toEqual([200]);
+    expect(bodyOf(received(second, /^SIP\/2\.0 200/)[0]!)).toMatch(/m=audio \d+ RTP\/AVP /);
+    expectSippOk(await first.done); // the replaced leg got its BYE
+    expect(received(await first.done, /^BYE /)).toHaveLength(1);
+    // The new leg's BYE ended the call toward Teams; Teams never saw the transfer.
+    await waitFor(() => call.ended, { what: 'BYE at Teams' });
+    expect(call.endedBy).toBe('sbc');
+    expect(h.ft.calls.length).toBe(mark + 1);
+    expect(call.requests.items.map((q) => q.method)).toEqual(['BYE']);
+    expect(h.ft.violations).toEqual([]);
+  });
+
+  it('an INVITE with Replaces that names no call gets 481 and never rings Teams', async () => {
+    const mark = h.ft.calls.length;
+    const r = await carrierCall({ scenario: 'carrier-call-reject.xml', from: CARRIER_IPS[2], to: '+14255550152', extraHeader: 'Replaces: no-such-call@carrier;to-tag=x1;from-tag=y2' });
+    expectSippOk(r);
+    expect(finalStatuses(r)).toEqual([481]);
+    expect(h.ft.calls.length).toBe(mark);
   });
 });
