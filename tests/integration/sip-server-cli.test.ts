@@ -4,7 +4,7 @@
  * Addresses 127.0.10.x.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -162,11 +162,17 @@ describe('teams-gw sip-server flags', () => {
 });
 
 describe('teams-gw run (the gateway, embedded defaults plus a config file)', () => {
-  it('starts the embedded server and the call-control app, which answers OPTIONS with Allow', async () => {
+  it('starts the embedded server and the call-control app, which answers a carrier\'s OPTIONS with Allow and a stranger\'s with 403', async () => {
     const http = await freePort('127.0.0.1', ['tcp']);
     const cfg = join(dir, 'gw.yaml');
     writeFileSync(cfg, `sipServer:\n  contacts: ["sip:127.0.10.3:5060;transport=udp"]\n  admin: { port: 0 }\nmedia:\n  rtpengines: []\nops:\n  httpPort: ${http}\n`);
-    const child = spawn(process.execPath, ['dist/cli.js', 'run', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TEAMS_GW_LOG_LEVEL: 'warn' } });
+    // The example tenant config, with the test peer added to a carrier's source addresses.
+    const tenants = join(dir, 'tenants');
+    cpSync('config/tenants', tenants, { recursive: true });
+    const carriers = readFileSync(join(tenants, 'carriers.yaml'), 'utf8');
+    expect(carriers).toContain('      - 198.51.100.10\n');
+    writeFileSync(join(tenants, 'carriers.yaml'), carriers.replace('      - 198.51.100.10\n', `      - 198.51.100.10\n      - ${PEER_IP}\n`));
+    const child = spawn(process.execPath, ['dist/cli.js', 'run', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TEAMS_GW_LOG_LEVEL: 'warn', TEAMS_GW_TENANTS_DIR: tenants } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -179,6 +185,13 @@ describe('teams-gw run (the gateway, embedded defaults plus a config file)', () 
       const r = await peer.waitFor((d) => d.text.includes('gw1'));
       expect(r.text).toMatch(/^SIP\/2\.0 200 /);
       expect(r.text).toMatch(/\r\nAllow: [^\r]*INVITE[^\r]*OPTIONS/);
+      const stranger = await UdpPeer.bind('127.0.10.4');
+      try {
+        await stranger.send(options('probe', 'gw2', stranger.port).replaceAll(SIP_IP, '127.0.10.3').replaceAll(PEER_IP, '127.0.10.4'), '127.0.10.3', 5060);
+        expect((await stranger.waitFor((d) => d.text.includes('gw2'))).text).toMatch(/^SIP\/2\.0 403 /);
+      } finally {
+        await stranger.close();
+      }
       // SIGTERM drains and exits 0
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((res) => child.on('close', res));
