@@ -20,6 +20,27 @@ export interface Admission {
   close(): Promise<void>;
 }
 
+/** Whether `l` limits anything (a carrier without limits takes no admission slot). */
+export function hasLimits(l: Limits | undefined): l is Limits {
+  return l !== undefined && (l.maxConcurrentCalls !== undefined || l.cps !== undefined);
+}
+
+/** The admission key of a carrier trunk's own limits (tenant ids cannot hold ':'). */
+export function carrierKey(name: string): string {
+  return `carrier:${name}`;
+}
+
+/**
+ * `admit`, with a failing store (Redis unreachable) counted as a full one: the call is refused
+ * with 503 and Retry-After rather than admitted uncounted.
+ */
+export async function admitOrRefuse(admission: Admission, key: string, callId: string, limits: Limits, log: { error(o: object, m: string): void }): Promise<AdmitResult> {
+  return admission.admit(key, callId, limits).catch((err: Error) => {
+    log.error({ err: err.message, key }, 'admission check failed');
+    return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
+  });
+}
+
 /** Single-process admission (embedded default, no Redis). */
 export class MemoryAdmission implements Admission {
   readonly #calls = new Map<string, Set<string>>();

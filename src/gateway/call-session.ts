@@ -49,7 +49,8 @@ export class CallSession {
   a?: SrfDialog;
   b?: SrfDialog;
   media?: MediaSession;
-  #admission?: { admission: Admission; tenantId: string; callId: string };
+  /** Admission slots this call holds (its tenant's, its carrier's), released when it ends. */
+  readonly #admissions: Array<{ admission: Admission; key: string; callId: string }> = [];
   readonly startedAt = Date.now();
   answeredAt?: number;
   endedAt?: number;
@@ -100,8 +101,17 @@ export class CallSession {
     return this.#closed;
   }
 
-  holdAdmission(admission: Admission, tenantId: string, callId: string): void {
-    this.#admission = { admission, tenantId, callId };
+  /** Keeps an admitted slot (`key`: a tenant id or `carrier:<name>`) until the call ends. */
+  holdAdmission(admission: Admission, key: string, callId: string): void {
+    this.#admissions.push({ admission, key, callId });
+  }
+
+  /** Gives a slot back before the call ends (a carrier the call moved away from). */
+  async dropAdmission(key: string): Promise<void> {
+    const i = this.#admissions.findIndex((a) => a.key === key);
+    if (i < 0) return;
+    const [a] = this.#admissions.splice(i, 1);
+    await a!.admission.release(a!.key, a!.callId).catch(() => {});
   }
 
   /**
@@ -231,7 +241,7 @@ export class CallSession {
     for (const d of this.retired) if (d.connected !== false) byes.push(d.destroy().catch(() => {}));
     this.retired.clear();
     await this.media?.delete().catch((err: Error) => this.log.warn({ err: err.message }, 'media delete failed'));
-    if (this.#admission) await this.#admission.admission.release(this.#admission.tenantId, this.#admission.callId).catch(() => {});
+    for (const a of this.#admissions.splice(0)) await a.admission.release(a.key, a.callId).catch(() => {});
     this.log.info({ hangupBy: by, durationMs: this.answeredAt ? this.endedAt - this.answeredAt : 0, status: this.finalStatus, ...(this.endCause ? { endCause: this.endCause } : {}) }, 'call ended');
     this.#onClose(this);
     await Promise.all(byes);

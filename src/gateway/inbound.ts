@@ -1,4 +1,5 @@
 import type { Carrier, NumberMatch } from '../tenants/types.js';
+import { admitOrRefuse, carrierKey, hasLimits } from './admission.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { completeLateOffer, earlyCarrierOffer, rel100Of, reliableCarrierResponse } from './carrier-leg.js';
@@ -99,11 +100,17 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   if ((!caller || !E164_RE.test(caller)) && paiUser && E164_RE.test(norm(paiUser) ?? '')) caller = norm(paiUser);
   if (!caller || (!E164_RE.test(caller) && caller !== 'anonymous')) caller = 'anonymous';
 
-  const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch((err: Error) => {
-    log.error({ err: err.message }, 'admission check failed');
-    return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
-  });
+  const adm = await admitOrRefuse(ctx.admission, tenant.id, callId, tenant.limits, log);
   if (!adm.ok) return refuse('limit', 503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter);
+  // The trunk's own capacity (its channels), counted with the tenant's.
+  const trunkLimited = hasLimits(carrier.limits);
+  if (trunkLimited) {
+    const trunkAdm = await admitOrRefuse(ctx.admission, carrierKey(carrier.name), callId, carrier.limits, log);
+    if (!trunkAdm.ok) {
+      await ctx.admission.release(tenant.id, callId).catch(() => undefined);
+      return refuse('limit', 503, reason(34, `Trunk ${carrier.name} limit reached (${trunkAdm.reason})`), trunkAdm.retryAfter);
+    }
+  }
 
   const s = new CallSession({ log, direction: 'inbound', tenantId: tenant.id, callId, onClose: (x) => ctx.calls.delete(x) });
   pending.session = s;
@@ -113,6 +120,7 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   s.tenant = tenant;
   s.pstnNumber = caller;
   s.holdAdmission(ctx.admission, tenant.id, callId);
+  if (trunkLimited) s.holdAdmission(ctx.admission, carrierKey(carrier.name), callId);
   if (carrierTimer.kind === 'accept') s.carrierTimerPlan = carrierTimer.plan;
   ctx.calls.add(s);
   if (lateOffer && rel100 !== 'off') early = new EarlyLateOffer(s, featuresOf(ctx).transferRingback, log);

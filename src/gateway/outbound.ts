@@ -1,5 +1,6 @@
 import { resolveSecret } from '../tenants/index.js';
 import type { Carrier, CarrierTarget, Tenant } from '../tenants/types.js';
+import { admitOrRefuse, carrierKey, hasLimits } from './admission.js';
 import { CallSession } from './call-session.js';
 import { PendingInvite } from './pending-invite.js';
 import { type GatewayContext, type RefusalReason, reason, sendFailure, teamsAllow } from './context.js';
@@ -130,10 +131,7 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const pai = tenant.teams.forwardPai && req.has('P-Asserted-Identity') ? String(req.get('P-Asserted-Identity')) : undefined;
   const paiNumber = pai ? userOf(pai) : undefined;
   const forwardPai = pai !== undefined && (tenant.teams.callerIdScreening === 'off' || (paiNumber !== undefined && (await ownedBy(ctx, tenant, paiNumber))));
-  const adm = await ctx.admission.admit(tenant.id, callId, tenant.limits).catch((err: Error) => {
-    log.error({ err: err.message }, 'admission check failed');
-    return { ok: false as const, reason: 'concurrency' as const, retryAfter: 5 };
-  });
+  const adm = await admitOrRefuse(ctx.admission, tenant.id, callId, tenant.limits, log);
   if (!adm.ok) return refuse('limit', 503, reason(34, `Tenant limit reached (${adm.reason})`), adm.retryAfter, teamsHeaders);
 
   // Teams may send an unescaped '#' in the user part (§5.7); userOf() tolerates it.
@@ -192,6 +190,10 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
     // hunting before that so it can still re-route the call (408) to another SBC.
     const budgetMs = ctx.config.carriers.setupBudgetMs;
     const huntUntil = budgetMs > 0 ? Date.now() + budgetMs : Infinity;
+    /** The carrier whose trunk slot the call holds (carriers with limits only). */
+    let heldTrunk: string | undefined;
+    /** Carriers whose trunk was full: their other targets are skipped too. */
+    const fullTrunks = new Set<string>();
     for (const { carrier, target } of targets) {
       if (pending.canceled || s.closed) return;
       const budgetLeft = huntUntil - Date.now();
@@ -199,6 +201,27 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
         log.warn({ budgetMs, next: `${target.host}:${target.port}` }, 'carrier setup budget spent without a provisional: no further targets tried');
         lastStatus = 408;
         break;
+      }
+      if (fullTrunks.has(carrier.name)) continue;
+      // The trunk's own capacity: a full trunk is passed over for the tenant's next one.
+      if (heldTrunk !== carrier.name) {
+        if (heldTrunk) await s.dropAdmission(carrierKey(heldTrunk));
+        heldTrunk = undefined;
+        if (hasLimits(carrier.limits)) {
+          const trunkAdm = await admitOrRefuse(ctx.admission, carrierKey(carrier.name), callId, carrier.limits, log);
+          if (pending.canceled || s.closed) {
+            if (trunkAdm.ok) await ctx.admission.release(carrierKey(carrier.name), callId).catch(() => undefined);
+            return;
+          }
+          if (!trunkAdm.ok) {
+            log.warn({ carrier: carrier.name, reason: trunkAdm.reason }, 'carrier trunk limit reached: next trunk');
+            fullTrunks.add(carrier.name);
+            lastStatus = 503;
+            continue;
+          }
+          s.holdAdmission(ctx.admission, carrierKey(carrier.name), callId);
+          heldTrunk = carrier.name;
+        }
       }
       const number = normalize(tenantNumber, carrier.normalization.outbound);
       const callerNum = fromUser === 'anonymous' ? 'anonymous' : normalize(fromUser, carrier.normalization.outbound);

@@ -136,6 +136,8 @@ export interface Carrier {
   targets: CarrierTarget[];
   auth?: CarrierAuth;
   normalization: NormalizationRules;
+  /** The trunk's capacity, both directions together (absent: unlimited). */
+  limits: TenantLimits;
 }
 
 /** A complete, validated config set. */

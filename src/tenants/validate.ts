@@ -26,6 +26,7 @@ import type {
   RingGroup,
   TenantConfig,
   TenantConfigSet,
+  TenantLimits,
   TenantSettings,
   TeamsOptions,
   TrunkRef,
@@ -372,6 +373,7 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
           }
         : {}),
       normalization,
+      limits: limitsOf(it.value.limits),
     });
   }
 
@@ -426,7 +428,6 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
     const entries = list.includes(undefined) ? undefined : (list as DidEntry[]);
     const ringGroups = checkRingGroups(problems, it, id ?? '', entries);
     const normalization = checkRules(problems, it);
-    const limits = isObj(v.limits) ? v.limits : {};
     const media = isObj(v.media) ? v.media : {};
     const teams = isObj(v.teams) ? v.teams : {};
     const screening = (str(teams.callerIdScreening) ?? 'off') as TeamsOptions['callerIdScreening'];
@@ -444,10 +445,7 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       ...(ringGroups.length > 0 ? { ringGroups } : {}),
       trunks: trunks.sort((a, b) => a.priority - b.priority),
       normalization,
-      limits: {
-        ...(typeof limits.maxConcurrentCalls === 'number' ? { maxConcurrentCalls: limits.maxConcurrentCalls } : {}),
-        ...(typeof limits.cps === 'number' ? { cps: limits.cps } : {}),
-      },
+      limits: limitsOf(v.limits),
       media: {
         codecs: arr(media.codecs).filter((c): c is string => typeof c === 'string'),
         transcoding: media.transcoding === true,
@@ -465,4 +463,13 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
 
   if (!settings) return undefined;
   return { settings, carriers, tenants };
+}
+
+/** `limits` (tenant or carrier), with the keys that are set. */
+function limitsOf(v: unknown): TenantLimits {
+  const l = isObj(v) ? v : {};
+  return {
+    ...(typeof l.maxConcurrentCalls === 'number' ? { maxConcurrentCalls: l.maxConcurrentCalls } : {}),
+    ...(typeof l.cps === 'number' ? { cps: l.cps } : {}),
+  };
 }
