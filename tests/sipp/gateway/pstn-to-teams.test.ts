@@ -276,6 +276,26 @@ describe('PSTN → Teams: proxy failover', () => {
     }
   });
 
+  it('§2.11: a Teams server certificate from a root the gateway does not trust is refused: no INVITE goes out, the carrier gets 503', async () => {
+    // The gateway trusts only the SBC root here, which did not sign the fake Teams' certificate.
+    await h.restartGateway({ sipServer: { tls: { caFile: h.ft.pki.sbc.ca.certPath } } });
+    try {
+      const invites = h.ft.requests('INVITE').length;
+      const failures = h.ft.tlsFailures.length;
+      const r = await carrierCall({ scenario: 'carrier-call-reject.xml', from: C1, to: '+14255550111' });
+      expectSippOk(r);
+      expect(finalStatuses(r)).toEqual([503]);
+      expect(h.ft.requests('INVITE').length).toBe(invites);
+      // The fake Teams saw the gateway drop each handshake once it had the certificate (sip, sip2, sip3).
+      const aborted = h.ft.tlsFailures.slice(failures).filter((f) => f.direction === 'inbound');
+      expect(new Set(aborted.map((f) => f.endpoint))).toEqual(new Set(['sip', 'sip2', 'sip3']));
+      expect(h.ft.violations.every((v) => v.rule === 'tls-handshake')).toBe(true);
+      h.ft.violations.splice(0);
+    } finally {
+      await h.restartGateway({ sipServer: { tls: { caFile: h.ft.pki.teams.ca.certPath } } });
+    }
+  });
+
   it.each([
     [486, 17],
     [603, 21],
