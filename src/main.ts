@@ -53,7 +53,7 @@ export async function startGateway(config: Config, deps: GatewayDeps = {}): Prom
   const media = deps.media ?? (await createMedia(config, logger));
   let server: DrachtioServer | undefined;
   let admin = { host: sc.admin.host, port: sc.admin.port, secret: sc.admin.secret };
-  const resolver = new Resolver(config.teams.hosts);
+  const resolver = new Resolver({ hosts: config.teams.hosts, servers: config.teams.dnsServers });
   if (sc.mode === 'embedded') {
     // Same process, but the app still connects over loopback TCP with the real drachtio-srf
     // client, so the wire protocol is exercised on every run.

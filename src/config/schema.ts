@@ -111,6 +111,13 @@ export const configSchema = {
           additionalProperties: { type: 'string' },
           default: {},
         },
+        dnsServers: {
+          description:
+            'DNS servers (ip or ip:port) for the names the gateway resolves (Teams proxies, their Contact FQDNs, carrier targets). Answers are kept for their TTL, at most 15 minutes (teams-direct-routing §1.6). Empty: the system resolver on every attempt.',
+          type: 'array',
+          items: { type: 'string' },
+          default: [],
+        },
         signalingPort: { description: 'The SBC TLS port Teams sees (in Contact).', type: 'integer', minimum: 1, maximum: 65535, default: 5061 },
         sbcHeader: { description: 'X-MS-SBC value (Vendor/Product/Version).', type: 'string', default: 'TeamsDrGateway/teams-dr-gateway/0.1.0' },
         sourceCidrs: {
@@ -308,6 +315,7 @@ export interface Config {
     cloud: TeamsCloud;
     proxies: { host: string; port: number }[];
     hosts: Record<string, string>;
+    dnsServers: string[];
     signalingPort: number;
     sbcHeader: string;
     sourceCidrs: string[];

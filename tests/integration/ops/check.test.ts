@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedCert } from '../../helpers/pki.js';
-import { type DnsResponder, startDnsResponder } from './dns-responder.js';
+import { type DnsResponder, startDnsResponder } from '../../helpers/dns-responder.js';
 import { BASE_DOMAIN, type OpsHarness, getJson, startOpsHarness, slotAddresses } from './harness.js';
 
 const run = promisify(execFile);

@@ -1,7 +1,8 @@
 /**
- * A tiny authoritative DNS responder over UDP for `teams-gw check` tests (RFC 1035 §4.1):
- * A queries for names in `records` get one answer, other types for known names get an empty
- * NOERROR answer, unknown names get NXDOMAIN. Every query is recorded.
+ * A tiny authoritative DNS responder over UDP for tests (`teams-gw check`, the gateway's
+ * resolver; RFC 1035 §4.1): A queries for names in `records` get one answer with `ttlSec` (60),
+ * other types for known names get an empty NOERROR answer, unknown names get NXDOMAIN. Every
+ * query is recorded; `set` changes a record (a DNS change at the provider).
  */
 import { type Socket, createSocket } from 'node:dgram';
 
@@ -11,6 +12,7 @@ export interface DnsResponder {
   /** `ip:port`, as config ops.dnsServers expects. */
   readonly server: string;
   readonly queries: { name: string; type: number }[];
+  set(name: string, ip: string): void;
   close(): Promise<void>;
 }
 
@@ -27,7 +29,7 @@ function readName(buf: Buffer, off: number): { name: string; end: number } {
   }
 }
 
-export async function startDnsResponder(address: string, records: Record<string, string>): Promise<DnsResponder> {
+export async function startDnsResponder(address: string, records: Record<string, string>, ttlSec = 60): Promise<DnsResponder> {
   const table = new Map(Object.entries(records).map(([k, v]) => [k.toLowerCase(), v]));
   const queries: { name: string; type: number }[] = [];
   const sock: Socket = createSocket('udp4');
@@ -52,7 +54,7 @@ export async function startDnsResponder(address: string, records: Record<string,
         rr.writeUInt16BE(0xc00c, 0); // name: pointer to the question
         rr.writeUInt16BE(1, 2); // A
         rr.writeUInt16BE(1, 4); // IN
-        rr.writeUInt32BE(60, 6); // TTL
+        rr.writeUInt32BE(ttlSec, 6); // TTL
         rr.writeUInt16BE(4, 10);
         ip.split('.').forEach((o, i) => rr.writeUInt8(Number(o), 12 + i));
         parts.push(rr);
@@ -73,6 +75,9 @@ export async function startDnsResponder(address: string, records: Record<string,
     port,
     server: `${address}:${port}`,
     queries,
+    set(name, ip) {
+      table.set(name.toLowerCase(), ip);
+    },
     close() {
       closed ??= new Promise<void>((r) => sock.close(() => r()));
       return closed;
