@@ -1,6 +1,6 @@
 /**
- * Transfers with Teams (teams-direct-routing.md §6): REFER from Teams with the gateway as
- * transferee (§6.3–§6.6), and INVITE with Replaces from Teams (§6.7).
+ * Transfers (teams-direct-routing.md §6): REFER from Teams with the gateway as transferee
+ * (§6.3–§6.6), and INVITE with Replaces from Teams (§6.7) or from the carrier (§6.13).
  */
 import type { CallSession, SrfDialog } from './call-session.js';
 import type { MediaSide } from './media-port.js';

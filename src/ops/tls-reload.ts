@@ -72,11 +72,11 @@ export function renewalProblems(next: X509Certificate, r: RenewalCheck): string[
     [EKU_SERVER_AUTH, 'serverAuth'],
     [EKU_CLIENT_AUTH, 'clientAuth'],
   ].filter(([oid]) => has(r.current, oid!) && !has(next, oid!));
-  if (lost.length) out.push(`no ${lost.map(([, n]) => n).join(' and ')} extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)`);
+  if (lost.length) out.push(`it has no ${lost.map(([, n]) => n).join(' and ')} extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)`);
   const type = next.publicKey.asymmetricKeyType;
-  if (r.current.publicKey.asymmetricKeyType === 'rsa' && type !== 'rsa') out.push(`a ${type} key (Teams Direct Routing needs RSA)`);
+  if (r.current.publicKey.asymmetricKeyType === 'rsa' && type !== 'rsa') out.push(`its key is ${type}, not RSA (Teams Direct Routing needs RSA)`);
   const uncovered = r.names.filter((n) => r.current.checkHost(n) !== undefined && next.checkHost(n) === undefined);
-  if (uncovered.length) out.push(`does not cover ${uncovered.slice(0, 5).join(', ')}${uncovered.length > 5 ? ` and ${uncovered.length - 5} more` : ''}, which the certificate in use covers`);
+  if (uncovered.length) out.push(`it does not cover ${uncovered.slice(0, 5).join(', ')}${uncovered.length > 5 ? ` and ${uncovered.length - 5} more` : ''}, which the certificate in use covers`);
   return out;
 }
 
@@ -107,7 +107,7 @@ function checkTlsFiles(t: TlsSettings, f: TlsFiles, opts: { refuseExpired?: bool
     throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): certificate expired on ${certificate.validTo}`);
   }
   const problems = opts.renewalOf ? renewalProblems(certificate, opts.renewalOf) : [];
-  if (problems.length) throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): the new certificate has ${problems.join('; ')}`);
+  if (problems.length) throw new ConfigError(`sipServer.tls.certFile (${t.certFile}): renewal refused: ${problems.join('; ')}`);
   return {
     options: { key: f.key, cert: f.cert, ...(f.chain ? { chain: f.chain } : {}), ...(f.ca ? { ca: f.ca } : {}), verifyPeer: t.verifyPeer, requestClientCert: t.verifyClients },
     certificate,

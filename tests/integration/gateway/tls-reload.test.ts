@@ -120,14 +120,14 @@ describe('TLS certificate reload (§2.12)', () => {
     const { keyPath, certPath } = h.ft.pki.sbc.server;
     try {
       for (const [cert, lost] of [
-        [noClientAuth, 'no clientAuth extended key usage'],
-        [noApex, `does not cover ${base}, which the certificate in use covers`],
+        [noClientAuth, 'it has no clientAuth extended key usage'],
+        [noApex, `it does not cover ${base}, which the certificate in use covers`],
       ] as const) {
         await writeFile(keyPath, cert.key);
         await writeFile(certPath, cert.cert);
         const r = await reload();
         expect(r.status).toBe(422);
-        expect(r.body.error).toMatch(new RegExp(`^sipServer\\.tls\\.certFile \\(${certPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): the new certificate has `));
+        expect(r.body.error).toMatch(new RegExp(`^sipServer\\.tls\\.certFile \\(${certPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): renewal refused: `));
         expect(r.body.error).toContain(lost);
       }
       await sleep(1200); // longer than the grace: nothing was retired

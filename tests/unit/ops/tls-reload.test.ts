@@ -127,11 +127,11 @@ describe('renewalProblems: a renewal may not lose what Teams needs', () => {
   });
 
   it('clientAuth dropped by the CA, an EC key, names no longer covered', () => {
-    expect(renewalProblems(serverOnly, { current: full, names })).toEqual(['no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)']);
-    expect(renewalProblems(ec, { current: full, names })).toEqual(['a ec key (Teams Direct Routing needs RSA)']);
-    expect(renewalProblems(oneTenant, { current: full, names })).toEqual(['does not cover beta.customers.example.net, which the certificate in use covers']);
+    expect(renewalProblems(serverOnly, { current: full, names })).toEqual(['it has no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)']);
+    expect(renewalProblems(ec, { current: full, names })).toEqual(['its key is ec, not RSA (Teams Direct Routing needs RSA)']);
+    expect(renewalProblems(oneTenant, { current: full, names })).toEqual(['it does not cover beta.customers.example.net, which the certificate in use covers']);
     const many = Array.from({ length: 8 }, (_, i) => `t${i}.customers.example.net`);
-    expect(renewalProblems(oneTenant, { current: full, names: many })[0]).toBe('does not cover t0.customers.example.net, t1.customers.example.net, t2.customers.example.net, t3.customers.example.net, t4.customers.example.net and 3 more, which the certificate in use covers');
+    expect(renewalProblems(oneTenant, { current: full, names: many })[0]).toBe('it does not cover t0.customers.example.net, t1.customers.example.net, t2.customers.example.net, t3.customers.example.net, t4.customers.example.net and 3 more, which the certificate in use covers');
   });
 
   it('only losses count: a deployment whose certificate already lacks something can renew; no EKU extension serves any purpose', () => {
@@ -153,7 +153,7 @@ describe('renewalProblems: a renewal may not lose what Teams needs', () => {
     await writeFile(certFile, lost.cert);
     const applied: TlsMaterial[] = [];
     const r = new TlsReloader({ settings: s, current, apply: (m) => (applied.push(m), 0), logger: pino({ level: 'silent' }), intervalMs: 0, names: () => ['sbc.test.invalid'] });
-    expect(r.reload('SIGHUP')).toEqual({ outcome: 'failed', trigger: 'SIGHUP', error: `sipServer.tls.certFile (${certFile}): the new certificate has no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)` });
+    expect(r.reload('SIGHUP')).toEqual({ outcome: 'failed', trigger: 'SIGHUP', error: `sipServer.tls.certFile (${certFile}): renewal refused: it has no clientAuth extended key usage (Teams uses mutual TLS: both are needed; check the CA profile)` });
     expect(applied).toEqual([]);
     // A proper renewal then goes through, and becomes what the next one is compared with.
     await writeFile(keyFile, renewed.key);
