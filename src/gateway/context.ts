@@ -44,6 +44,7 @@ export type RefusalReason =
   | 'tenant-disabled'
   | 'trunk-mismatch'
   | 'replaces-unknown'
+  | 'unsupported-body'
   | 'caller-id'
   | 'limit'
   | 'error';

@@ -121,6 +121,13 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   const se = parseSessionExpires(req.has('Session-Expires') ? req.get('Session-Expires') : undefined);
   if (se && se.seconds < st.minSeconds) return refuse('session-interval', 422, undefined, undefined, { ...teamsHeaders, 'Min-SE': String(st.minSeconds) });
   if (ctx.draining) return refuse('draining', 503, reason(42, 'Gateway draining'), 30, teamsHeaders);
+  // §5.9 / RFC 6442: an emergency call's location (PIDF-LO) comes as a multipart body next to
+  // the SDP; media is anchored on the SDP, the location goes on to the carrier. A body with no
+  // SDP we can find is refused as RFC 3261 §21.4.16 says, naming what we take.
+  const body = splitBody(req.get('Content-Type'), req.body);
+  if (String(req.body ?? '').trim() && body.sdp === undefined) {
+    return refuse('unsupported-body', 415, undefined, undefined, { ...teamsHeaders, Accept: 'application/sdp, multipart/mixed' });
+  }
   // Caller-ID screening (tenant teams.callerIdScreening), before admission: a refused call takes
   // no slot. PAI goes on only when its number is the tenant's too.
   const teamsFrom = userOf(req.get('From')) ?? 'anonymous';
@@ -158,9 +165,6 @@ export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any)
   };
 
   try {
-    // §5.9 / RFC 6442: an emergency call's location (PIDF-LO) comes as a multipart body next to
-    // the SDP; media is anchored on the SDP, the location goes on to the carrier.
-    const body = splitBody(req.get('Content-Type'), req.body);
     let offer: string | undefined = body.sdp;
     const location = body.others.length ? body.others : undefined;
     if (location) log.info({ parts: location.length, geolocation: req.get('Geolocation') }, 'location conveyed (RFC 6442): forwarded to the carrier');

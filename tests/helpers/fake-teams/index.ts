@@ -188,6 +188,8 @@ export interface OriginateOptions {
    * civic-address document.
    */
   location?: true | { pidf: string; routing?: 'yes' | 'no' };
+  /** A raw body instead of the SDP offer (malformed-input tests). */
+  body?: { contentType: string; text: string };
   /** Open a new TLS connection (a Teams retry from another datacenter). */
   newConnection?: boolean;
   callId?: string;
@@ -721,7 +723,10 @@ export class FakeTeams {
       codecs: [],
       direction: 'sendrecv',
     };
-    if (o.sdp !== false) {
+    if (o.body) {
+      req.add('Content-Type', o.body.contentType);
+      req.body = Buffer.from(o.body.text);
+    } else if (o.sdp !== false) {
       const body = o.sdp ?? teamsOffer({ address: local.address, port: local.port, key80: local.key, sessionId: local.sessionId });
       if (o.location) {
         const loc = o.location === true ? { pidf: pidfLo(`pres:${fromNum}@${ep.fqdn}`) } : o.location;

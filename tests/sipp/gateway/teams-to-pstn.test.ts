@@ -6,7 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { audioOf, parseSdp } from '../../helpers/fake-teams/index.js';
+import { audioOf, parseSdp, pidfLo } from '../../helpers/fake-teams/index.js';
 import { SipRequest } from '../../../src/sip/message/index.js';
 import { defaultConfig } from '../../../src/config/load.js';
 import { type BodyPart, parseMultipart } from '../../../src/gateway/location.js';
@@ -390,6 +390,17 @@ describe('Teams → PSTN: an emergency call with the caller\'s location (§5.9, 
     expect(lf(parts[1]!.body)).toBe(lf(sent[1]!.body));
     expect(parts[1]!.headers).toEqual(sent[1]!.headers); // Content-ID kept: Geolocation points at it
     expect(logged(h, /location conveyed/)).not.toHaveLength(0);
+  });
+
+  it('a body with no SDP part (a multipart with only the location, a lone PIDF-LO) gets 415 with Accept and reaches no carrier', async () => {
+    for (const body of [
+      { contentType: 'multipart/mixed;boundary=x1', text: `--x1\r\nContent-Type: application/pidf+xml\r\n\r\n${pidfLo('pres:a@b')}\r\n--x1--\r\n` },
+      { contentType: 'application/pidf+xml', text: pidfLo('pres:a@b') },
+    ]) {
+      const res = await h.ft.originate({ to: '+442079460135', tenant: ACME, body }).waitForFinal();
+      expect(res.status).toBe(415);
+      expect(res.get('accept')).toBe('application/sdp, multipart/mixed');
+    }
   });
 
   it('a carrier that answers 415 to the multipart body gets the SDP alone in the same call: the emergency call goes through', async () => {
