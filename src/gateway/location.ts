@@ -44,17 +44,26 @@ export function parseMultipart(contentType: string | undefined, body: string): B
   const boundary = m?.[1] ?? m?.[2];
   if (!boundary) return undefined;
   const delim = `--${boundary}`;
-  // Delimiters start a line: at the very start of the body or after a line break.
+  // Delimiters start a line (at the very start of the body or after a line break) and are
+  // followed by "--" (the close-delimiter) or by optional white space and the line end: a line
+  // that merely starts with the delimiter's text is content.
   const text = `\r\n${body}`;
+  const find = (from: number): number => {
+    for (let i = text.indexOf(`\n${delim}`, from); i >= 0; i = text.indexOf(`\n${delim}`, i + 1)) {
+      const end = text.indexOf('\n', i + 1);
+      if (/^(?:--|[ \t]*\r?$)/.test(text.slice(i + 1 + delim.length, end < 0 ? undefined : end))) return i;
+    }
+    return -1;
+  };
   const parts: BodyPart[] = [];
-  let at = text.indexOf(`\n${delim}`);
+  let at = find(0);
   if (at < 0) return undefined;
   for (;;) {
     const lineEnd = text.indexOf('\n', at + 1 + delim.length);
     const after = text.slice(at + 1 + delim.length, lineEnd < 0 ? undefined : lineEnd);
     if (after.startsWith('--')) return parts; // close-delimiter
     if (lineEnd < 0) return undefined;
-    const next = text.indexOf(`\n${delim}`, lineEnd);
+    const next = find(lineEnd);
     if (next < 0) return undefined;
     // The line break before the next delimiter belongs to the delimiter.
     const raw = text.slice(lineEnd + 1, text[next - 1] === '\r' ? next - 1 : next);

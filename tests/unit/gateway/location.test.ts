@@ -19,6 +19,14 @@ describe('multipart bodies (RFC 2046 §5.1, RFC 5621) for location conveyance (R
     expect(parts).toEqual([{ headers: [['Content-Type', 'application/sdp']], body: 'v=0' }]);
   });
 
+  it('a line that only starts with the delimiter text is content; transport padding after a delimiter is allowed', () => {
+    const body = ['--b', 'Content-Type: text/plain', '', 'line one', '--bx is not a delimiter', '--b  ', 'Content-Type: text/plain', '', 'two', '--b--', ''].join('\r\n');
+    expect(parseMultipart('multipart/mixed;boundary=b', body)).toEqual([
+      { headers: [['Content-Type', 'text/plain']], body: 'line one\r\n--bx is not a delimiter' },
+      { headers: [['Content-Type', 'text/plain']], body: 'two' },
+    ]);
+  });
+
   it('a part without headers, and a body that is not multipart', () => {
     expect(parseMultipart('multipart/mixed;boundary=q', '--q\r\n\r\nplain\r\n--q--')).toEqual([{ headers: [], body: 'plain' }]);
     expect(splitBody('application/sdp', SDP)).toEqual({ sdp: SDP, others: [] });
