@@ -5,6 +5,7 @@ import { reason, sendFailure, teamsAllow } from './context.js';
 import { prackAnsweredHere } from './carrier-leg.js';
 import { handleCarrierInvite } from './inbound.js';
 import { handleTeamsInvite } from './outbound.js';
+import { uriHost } from './numbers.js';
 
 /** The subset of drachtio-srf the gateway app uses (drachtio-srf ships no types). */
 export interface SrfLike {
@@ -47,7 +48,7 @@ export function createGatewayApp(srf: SrfLike, ctx: GatewayContext | { logger: L
         // Teams §3.1/§3.2: Teams' own OPTIONS name the carrier trunk FQDN or a tenant FQDN; the
         // answer carries a Contact with that FQDN (never an IP), so Teams can match the trunk,
         // and the Allow its calls get (§3.7: no UPDATE/PRACK toward Teams; REFER per tenant).
-        const host = String(req.uri ?? '').replace(/^sips?:/i, '').replace(/^[^@]*@/, '').split(/[:;?>]/)[0]!.toLowerCase();
+        const host = uriHost(String(req.uri ?? ''));
         const base = ctx.tenants.snapshot().index.settings.carrierBaseDomain.toLowerCase();
         const tenant = host ? ctx.tenants.byFqdn(host) : undefined;
         if (host && (host === base || tenant)) headers.Contact = `<sip:${host}:${ctx.config.teams.signalingPort};transport=tls>`;

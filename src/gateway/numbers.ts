@@ -10,6 +10,13 @@ export function normalize(value: string, rules: readonly NormalizationRule[]): s
   return v;
 }
 
+/** Lower-case host of a URI or name-addr (`<sip:+1425…@host;user=phone>;tag=…`). */
+export function uriHost(v: string): string {
+  const lt = v.indexOf('<');
+  const uri = lt >= 0 ? v.slice(lt + 1) : v;
+  return uri.replace(/^sips?:/i, '').replace(/^[^@>]*@/, '').split(/[:;?>]/)[0]!.trim().toLowerCase();
+}
+
 /** User part of a SIP/tel URI (unescaped, visual separators removed), or undefined. */
 export function userOf(uri: string | undefined): string | undefined {
   if (!uri) return undefined;

@@ -10,7 +10,7 @@ import { carrierSessionTimerFor, featuresOf, parseSessionExpires, reliableProvis
 import { ownedBy, screenCallerId } from './caller-id.js';
 import { answerLocally, bridgeAnswered, noteReceived } from './mid-call.js';
 import { acceptReplaces, findReplaced, parseReplaces } from './transfer.js';
-import { E164_RE, normalize, uriUser, userOf } from './numbers.js';
+import { E164_RE, normalize, uriHost, uriUser, userOf } from './numbers.js';
 import { type AttemptResult, UacAttempt } from './uac-attempt.js';
 import { LOCATION_HEADERS, joinBody, splitBody } from './location.js';
 
@@ -69,13 +69,6 @@ export function historyInfoToDiversion(values: string[]): string | undefined {
  * Teams → PSTN (teams-direct-routing.md §5): the tenant comes from the Request-URI host; the
  * call goes to the tenant's carrier targets in priority order.
  */
-/** Lower-case host of a URI or name-addr (`<sip:+1425…@host;user=phone>;tag=…`). */
-function uriHost(v: string): string {
-  const lt = v.indexOf('<');
-  const uri = lt >= 0 ? v.slice(lt + 1) : v;
-  return uri.replace(/^sips?:/i, '').replace(/^[^@>]*@/, '').split(/[:;?>]/)[0]!.trim().toLowerCase();
-}
-
 export async function handleTeamsInvite(ctx: GatewayContext, req: any, res: any): Promise<void> {
   const callId: string = req.get('Call-ID');
   let log = ctx.log.child({ callId, direction: 'outbound' });

@@ -23,6 +23,15 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 const settings = (files: Partial<Record<'keyFile' | 'certFile' | 'chainFile' | 'caFile', string>>) => ({ ...defaultConfig().sipServer.tls, ...files });
 
+/** Key and certificate files holding the server certificate (what a renewal then overwrites), and their settings. */
+async function liveFiles(name: string) {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.crt`);
+  await writeFile(keyFile, pki.server.key);
+  await writeFile(certFile, pki.server.cert);
+  return { keyFile, certFile, s: settings({ keyFile, certFile }) };
+}
+
 describe('readTlsMaterial', () => {
   it('reads key, certificate, chain and CA; the digest covers every file', () => {
     const m = readTlsMaterial(settings({ keyFile: pki.server.keyPath, certFile: pki.server.certPath, caFile: pki.ca.certPath }));
@@ -61,11 +70,7 @@ describe('readTlsMaterial', () => {
 
 describe('TlsReloader', () => {
   it('applies changed files once, keeps what runs on a failure, and the watch logs a repeated failure once', async () => {
-    const keyFile = join(dir, 'live.key');
-    const certFile = join(dir, 'live.crt');
-    await writeFile(keyFile, pki.server.key);
-    await writeFile(certFile, pki.server.cert);
-    const s = settings({ keyFile, certFile });
+    const { keyFile, certFile, s } = await liveFiles('live');
     const applied: TlsMaterial[] = [];
     const logged: Array<{ msg: string; err?: string; trigger?: string }> = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (logged.push(JSON.parse(c.toString())), cb()) }));
@@ -142,11 +147,7 @@ describe('renewalProblems: a renewal may not lose what Teams needs', () => {
   });
 
   it('the reloader refuses such a renewal and keeps the certificate in use', async () => {
-    const keyFile = join(dir, 'r-live.key');
-    const certFile = join(dir, 'r-live.crt');
-    await writeFile(keyFile, pki.server.key);
-    await writeFile(certFile, pki.server.cert);
-    const s = settings({ keyFile, certFile });
+    const { keyFile, certFile, s } = await liveFiles('r-live');
     const current = readTlsMaterial(s);
     const lost = await pki.issue({ name: 'r-lost', cn: 'sbc.test.invalid', eku: ['serverAuth'] });
     await writeFile(keyFile, lost.key);
