@@ -975,8 +975,15 @@ export class DrachtioServerImpl implements DrachtioServer {
    */
   async #dialogDestination(rec: DialogRec): Promise<Destination> {
     const flow = rec.d.flow;
-    if (flow && flow.reliable && !(rec.targetOnly && flow.direction === 'inbound')) {
-      return { protocol: flow.protocol, host: flow.remoteAddress, port: flow.remotePort, localAddress: flow.localAddress, localPort: flow.localPort };
+    // §18.1.1 lets a request reuse the dialog's connection while it is open. Once the peer has
+    // closed it (Teams: after 2 idle minutes) or we retired it (age, certificate reload), the
+    // request goes where §12.2.1.1 sends it: the route set or the remote target, with SNI.
+    const conn = flow?.reliable && !(rec.targetOnly && flow.direction === 'inbound') ? this.transport.usableConnection(flow.connectionId) : undefined;
+    if (flow && conn) {
+      const dest: Destination = { protocol: flow.protocol, host: flow.remoteAddress, port: flow.remotePort, localAddress: flow.localAddress, localPort: flow.localPort };
+      // Should it be renewed on the way, the new connection is verified against the same name.
+      if (conn.tls?.servername) dest.servername = conn.tls.servername;
+      return dest;
     }
     const first = rec.d.routeSet[0];
     const uriText = first ? parseNameAddr(first).uri : rec.d.remoteTarget;

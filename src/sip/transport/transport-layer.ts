@@ -222,6 +222,12 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
     return this.#conns.get(id)?.info();
   }
 
+  /** The connection, if it is open and still takes new messages (not retired). */
+  usableConnection(id: number | undefined): ConnectionInfo | undefined {
+    const c = id === undefined ? undefined : this.#conns.get(id);
+    return c?.isOpen && !this.#retired.has(c) ? c.info() : undefined;
+  }
+
   /** Kernel UDP buffer sizes granted per UDP listen point. */
   udpBufferSizes(): { host: string; port: number; recv: number; send: number }[] {
     return this.#udp.map((u) => ({ host: u.host, port: u.port, ...u.bufferSizes() }));
@@ -426,6 +432,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
     }
     return new Promise<StreamConnection>((resolve, reject) => {
       let socket: net.Socket;
+      let sni: string | undefined;
       let tcpUp = false;
       const timer: { h?: TimerHandle } = {};
       const fail = (reason: 'connect' | 'timeout' | 'tls', msg: string, cause?: unknown): void => {
@@ -445,6 +452,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
           return;
         }
         const conn = this.#adopt(socket, protocol, 'outbound');
+        // The name this connection was verified against, for whoever reuses it (the SNI we sent).
+        if (conn.tls && sni) conn.tls.servername = sni;
         this.#stats.connectionsOutbound++;
         this.#alias(aliasKey(protocol, dest.host, dest.port), conn);
         resolve(conn);
@@ -453,6 +462,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> implements Tra
         if (protocol === 'tls') {
           // tls.connect passes net.connect options (localAddress) through to the socket.
           const o: tls.ConnectionOptions & { localAddress?: string } = clientTlsOptions(tlsConf, dest.servername);
+          sni = o.servername;
           o.host = host;
           o.port = dest.port;
           if (localAddress) o.localAddress = localAddress;

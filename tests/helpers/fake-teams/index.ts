@@ -41,13 +41,13 @@ import {
 import { type CheckContext, type Violation, checkRequest, checkResponse } from './checks.js';
 import { type FakeTeamsPki, TEAMS_GOV_PROXY_FQDNS, TEAMS_PROXY_FQDNS, createFakeTeamsPki } from './pki.js';
 import { newSrtpKey, parseSdp, teamsOffer } from './sdp.js';
-import { type ConnectionRecord, type EndpointMode, FakeTeamsTransport, type FtDestination, type TlsFailure, certProblems } from './transport.js';
+import { type ConnectionRecord, type EndpointMode, FakeTeamsTransport, type FtDestination, type IdlePolicy, type TlsFailure, certProblems } from './transport.js';
 
 export * from './calls.js';
 export * from './checks.js';
 export * from './pki.js';
 export * from './sdp.js';
-export type { ConnectionRecord, EndpointMode, TlsFailure, TlsSessionInfo } from './transport.js';
+export type { ConnectionRecord, EndpointMode, IdlePolicy, TlsFailure, TlsSessionInfo } from './transport.js';
 
 export interface FakeTeamsOptions {
   /** Both test PKIs (default: created in a temp dir, removed by close()). */
@@ -98,6 +98,8 @@ export interface FakeTeamsOptions {
   mediaPortBase?: number;
   /** Transaction timers (default RFC 3261 values). */
   timers?: { T1?: number; T2?: number; T4?: number };
+  /** §2.14: close connections idle for `timeoutMs` (FIN), CRLF keep-alives every `keepaliveMs`. Default: never. */
+  idle?: IdlePolicy;
 }
 
 /** One message in or out, in order. */
@@ -276,7 +278,7 @@ export class FakeTeams {
         onConnection: (rec) => this.#onConnection(rec),
         onTlsFailure: (f) => this.#onTlsFailure(f),
       },
-      { requireClientCert: opts.requireClientCert ?? true },
+      { requireClientCert: opts.requireClientCert ?? true, ...(opts.idle ? { idle: opts.idle } : {}) },
     );
     const core: ServerCore = {
       onRequest: (req, txn, flow) => this.#onRequest(req, txn, flow),
@@ -628,6 +630,11 @@ export class FakeTeams {
   /** Resets (or with graceful, FINs) open connections; returns how many. */
   dropConnections(filter: { endpoint?: EndpointName; direction?: 'inbound' | 'outbound' } = {}, graceful = false): number {
     return this.#transport.drop((r) => (!filter.endpoint || r.endpoint === filter.endpoint) && (!filter.direction || r.direction === filter.direction), graceful);
+  }
+
+  /** §2.14 idle rule for every connection, open ones included (undefined: connections never idle out). */
+  setIdlePolicy(policy: IdlePolicy | undefined): void {
+    this.#transport.setIdlePolicy(policy);
   }
 
   /** Sends an RFC 5626 CRLF ping on every open connection of an endpoint. */

@@ -69,6 +69,17 @@ export interface TlsSessionInfo {
   cipher?: string;
 }
 
+/**
+ * The proxy's idle rule (requirements doc §2.14): a connection with nothing from the SBC for
+ * `timeoutMs` (2 min on the real proxy) is closed with a FIN. The proxy's own CRLF keep-alives
+ * (every `keepaliveMs`) and the SBC's pongs to them do not count as activity; the SBC's own
+ * CRLF pings and SIP messages do.
+ */
+export interface IdlePolicy {
+  timeoutMs: number;
+  keepaliveMs?: number;
+}
+
 export interface ConnectionRecord {
   id: number;
   endpoint: string;
@@ -81,6 +92,9 @@ export interface ConnectionRecord {
   closedAt?: number;
   closeReason?: string;
   tls: TlsSessionInfo;
+  /** CRLF keep-alives we sent on it, and single-CRLF pongs the SBC sent back (RFC 5626 §4.4.1). */
+  keepalives: number;
+  pongs: number;
 }
 
 export interface TlsFailure {
@@ -110,6 +124,8 @@ interface Conn {
   socket: tls.TLSSocket;
   framer: StreamFramer;
   flow: Flow;
+  idleTimer?: NodeJS.Timeout;
+  keepaliveTimer?: NodeJS.Timeout;
 }
 
 interface Ep {
@@ -179,11 +195,13 @@ export class FakeTeamsTransport implements TransportSender {
   #nextId = 1;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #idle: IdlePolicy | undefined;
 
-  constructor(endpoints: EndpointSpec[], material: TlsMaterial, hooks: TransportHooks, opts: { requireClientCert?: boolean } = {}) {
+  constructor(endpoints: EndpointSpec[], material: TlsMaterial, hooks: TransportHooks, opts: { requireClientCert?: boolean; idle?: IdlePolicy } = {}) {
     this.#tls = material;
     this.#hooks = hooks;
     this.#requireClientCert = opts.requireClientCert ?? true;
+    this.#idle = opts.idle;
     for (const spec of endpoints) {
       const tlsServer = tls.createServer({
         key: material.key,
@@ -312,6 +330,8 @@ export class FakeTeamsTransport implements TransportSender {
       remotePort: socket.remotePort ?? 0,
       openedAt: Date.now(),
       tls: sessionInfo(socket, servername),
+      keepalives: 0,
+      pongs: 0,
     };
     const flow: Flow = {
       protocol: 'tls',
@@ -332,12 +352,14 @@ export class FakeTeamsTransport implements TransportSender {
       rec.closeReason ??= `error: ${err.message}`;
     });
     socket.once('close', () => {
+      this.#stopIdle(conn);
       rec.closedAt = Date.now();
       rec.closeReason ??= 'closed by peer';
       this.#conns.delete(id);
       this.#sockets.delete(socket);
       for (const [k, v] of this.#outbound) if (v === id) this.#outbound.delete(k);
     });
+    this.#startIdle(conn);
     try {
       this.#hooks.onConnection(rec);
     } catch {
@@ -346,7 +368,49 @@ export class FakeTeamsTransport implements TransportSender {
     return conn;
   }
 
+  /** Applies an idle rule (§2.14) to every connection, open ones included; undefined: none. */
+  setIdlePolicy(policy: IdlePolicy | undefined): void {
+    this.#idle = policy;
+    for (const c of this.#conns.values()) this.#startIdle(c);
+  }
+
+  #startIdle(conn: Conn): void {
+    this.#stopIdle(conn);
+    const p = this.#idle;
+    if (!p) return;
+    this.#touch(conn);
+    if (p.keepaliveMs) {
+      conn.keepaliveTimer = setInterval(() => {
+        if (conn.socket.writable) {
+          conn.socket.write('\r\n\r\n');
+          conn.rec.keepalives++;
+        }
+      }, p.keepaliveMs);
+    }
+  }
+
+  #stopIdle(conn: Conn): void {
+    clearTimeout(conn.idleTimer);
+    clearInterval(conn.keepaliveTimer);
+    conn.idleTimer = conn.keepaliveTimer = undefined;
+  }
+
+  /** Something from the SBC: the idle clock starts again. */
+  #touch(conn: Conn): void {
+    const p = this.#idle;
+    if (!p) return;
+    clearTimeout(conn.idleTimer);
+    conn.idleTimer = setTimeout(() => {
+      clearInterval(conn.keepaliveTimer);
+      conn.rec.closeReason ??= 'idle timeout (FIN)';
+      conn.socket.end();
+    }, p.timeoutMs);
+  }
+
   #onData(conn: Conn, chunk: Buffer): void {
+    // A lone CRLF is the SBC's pong to our keep-alive: it does not reset the idle clock.
+    if (chunk.length === 2 && chunk[0] === 0x0d && chunk[1] === 0x0a) conn.rec.pongs++;
+    else this.#touch(conn);
     for (const r of conn.framer.push(chunk)) {
       if (r.type === 'ping') {
         conn.socket.write('\r\n'); // RFC 5626 §4.4.1 pong
@@ -422,6 +486,7 @@ export class FakeTeamsTransport implements TransportSender {
     const c = this.#conns.get(connectionId);
     if (!c) return false;
     c.socket.write('\r\n\r\n');
+    c.rec.keepalives++;
     return true;
   }
 

@@ -217,6 +217,9 @@ describe('TransportLayer over TLS', () => {
     const atPeer = await peerBox.next();
     expect(peer.connection(atPeer.flow.connectionId!)!.tls?.peerSubjectCN).toBe('sbc.test.invalid');
     expect(gw.stats.connectionsOpen).toBe(2);
+    // Our own connection remembers the name it was verified against (reused for in-dialog requests).
+    expect(gw.usableConnection(outFlow.connectionId)?.tls?.servername).toBe('peer.test.invalid');
+    expect(gw.usableConnection(inReq.flow.connectionId)).toBeDefined();
 
     // A key that does not belong to the certificate: refused, nothing replaced or retired.
     expect(() => gw.setTls({ ...serverTls({ requestClientCert: true, verifyPeer: true }), key: renewed.key }, 300)).toThrow(
@@ -227,6 +230,10 @@ describe('TransportLayer over TLS', () => {
     expect(gw.stats.connectionsOpen).toBe(2);
 
     expect(gw.setTls({ key: renewed.key, cert: renewed.cert, ca: pki.ca.cert, verifyPeer: true, requestClientCert: true }, 300)).toBe(2);
+    // Retired: still open, but no longer offered for new requests.
+    expect(gw.connection(outFlow.connectionId!)).toBeDefined();
+    expect(gw.usableConnection(outFlow.connectionId)).toBeUndefined();
+    expect(gw.usableConnection(inReq.flow.connectionId)).toBeUndefined();
     expect(await served()).toBe('sbc-renewed.test.invalid');
     // What is bound to a retired connection still uses it during the grace: the response to in1.
     const res = new SipResponse(200, 'OK');
