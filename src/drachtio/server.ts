@@ -804,7 +804,11 @@ export class DrachtioServerImpl implements DrachtioServer {
     return {
       onResponse: (res, flow) => this.#onAppTxnResponse(t, res, flow),
       onTimeout: () => this.#onAppTxnFailure(t, 408, 'Request Timeout'),
-      onTransportError: () => this.#onAppTxnFailure(t, 503, 'Service Unavailable'),
+      onTransportError: (err) => {
+        // A lost in-dialog request leaves the far leg up (a BYE) or out of step: worth a warning.
+        if (t.dialog) this.log.warn({ method: t.req.method, callId: t.req.callId, dest: `${t.dest.protocol}:${t.dest.servername ?? t.dest.host}:${t.dest.port}`, err: err.message }, 'in-dialog request not delivered');
+        this.#onAppTxnFailure(t, 503, 'Service Unavailable');
+      },
       onTerminated: () => {
         if (this.appTxns.get(t.id) === t) this.appTxns.delete(t.id);
       },

@@ -184,6 +184,51 @@ describe('timeouts over TCP', () => {
   });
 });
 
+describe('in-dialog requests once the dialog\'s connection is gone', () => {
+  it('go to the remote target (RFC 3261 §12.2.1.1); one that cannot be delivered gets 503 and a warning naming it', async () => {
+    const port = await freePort(SINK_IP, ['tcp']);
+    const deadPort = await freePort(SINK_IP, ['tcp']); // the Contact of the 200: nothing listens there
+    const sockets = new Set<net.Socket>();
+    // A UAS over TCP that answers 200 with a Contact on another port, then closes the connection once ACKed.
+    const uas = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      let seen = '';
+      sock.on('data', (d) => {
+        seen += d.toString('latin1');
+        if (seen.startsWith('INVITE ') && seen.includes('\r\n\r\n') && !seen.includes('SENT-200')) {
+          const head = seen.slice(0, seen.indexOf('\r\n\r\n')).split('\r\n');
+          const hdr = (n: string) => head.filter((l) => l.toLowerCase().startsWith(`${n}:`));
+          const body = `v=0\r\no=uas 1 1 IN IP4 ${SINK_IP}\r\ns=-\r\nc=IN IP4 ${SINK_IP}\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n`;
+          const lines = ['SIP/2.0 200 OK', ...hdr('via'), hdr('from')[0]!, `${hdr('to')[0]!};tag=uas-gone`, hdr('call-id')[0]!, hdr('cseq')[0]!, `Contact: <sip:uas@${SINK_IP}:${deadPort};transport=tcp>`, 'Content-Type: application/sdp', `Content-Length: ${body.length}`, '', body];
+          sock.write(lines.join('\r\n'));
+          seen += 'SENT-200';
+        } else if (/\r\nACK /.test(`\r\n${seen.split('SENT-200')[1] ?? ''}`)) {
+          sock.destroy();
+        }
+      });
+    });
+    await new Promise<void>((r) => uas.listen(port, SINK_IP, () => r()));
+    try {
+      const dlg = await h.app.srf.createUAC(`sip:uas@${SINK_IP}:${port};transport=tcp`, { localSdp: sdp('app-gone', SERVER_IP) });
+      await waitFor(() => [...sockets].every((s) => s.destroyed) || undefined, { what: 'the UAS closed its connection' });
+      await new Promise((r) => setTimeout(r, 200)); // the FIN reaches the server
+      const warned = () => h.s.logger.entries.filter((e) => e.msg === 'in-dialog request not delivered');
+      const before = warned().length;
+      const status = deferred<number>();
+      dlg.request({ method: 'INFO', headers: { 'Content-Type': 'text/plain' }, body: 'x' }, (err: unknown, res: any) => (err ? status.reject(err) : status.resolve(res.status)));
+      expect(await status.promise).toBe(503);
+      const w = warned().slice(before);
+      expect(w).toHaveLength(1);
+      expect(w[0]!.obj).toMatchObject({ method: 'INFO', dest: `tcp:${SINK_IP}:${deadPort}` });
+      await dlg.destroy();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => uas.close(() => r()));
+    }
+  });
+});
+
 describe('load run', () => {
   it('200 calls at 50 cps all succeed and the server returns to zero transactions and dialogs', async () => {
     let answered = 0;
