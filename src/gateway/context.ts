@@ -42,6 +42,7 @@ export type RefusalReason =
   | 'unallocated'
   | 'unknown-trunk'
   | 'tenant-disabled'
+  | 'carrier-not-allowed'
   | 'trunk-mismatch'
   | 'replaces-unknown'
   | 'unsupported-body'

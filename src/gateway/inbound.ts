@@ -89,6 +89,9 @@ export async function handleCarrierInvite(ctx: GatewayContext, req: any, carrier
   const { tenant, ringGroup: group } = match;
   log = log.child({ tenant: tenant.id });
   if (!tenant.enabled) return refuse('tenant-disabled', 403, reason(21, 'Tenant disabled'));
+  // The tenant takes its numbers only from the carriers that host them: for any other carrier
+  // the number is not one of its own (unallocated), whatever misrouted it.
+  if (tenant.inboundCarriers && !tenant.inboundCarriers.includes(carrier.name)) return refuse('carrier-not-allowed', 404, reason(1, `Number not served over carrier ${carrier.name}`));
   if (pending.canceled) return;
   const calledForTeams = normalize(called, tenant.normalization.inbound);
 

@@ -69,6 +69,11 @@ export interface Tenant {
   enabled: boolean;
   /** Derived trunk FQDN: `<label>.<carrierBaseDomain>`, lower case (§8.2, §8.3). */
   fqdn: string;
+  /**
+   * Carriers allowed to deliver calls to the tenant's numbers (present only when the tenant
+   * restricts them): another carrier's call for one of them is refused as not served there.
+   */
+  inboundCarriers?: string[];
   trunks: TrunkRef[];
   normalization: NormalizationRules;
   limits: TenantLimits;

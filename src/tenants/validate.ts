@@ -11,7 +11,7 @@
  *    whatever the kinds (exact, range, prefix);
  *  - ring groups: each names a number the tenant owns (exact, or inside one of its ranges or
  *    prefixes), once per tenant; the fallback is not also a member;
- *  - trunks reference defined carriers;
+ *  - trunks and inboundCarriers reference defined carriers;
  *  - carrier sources are IPs or CIDR *network* addresses (RFC 4632 §3.1), each on one carrier;
  *  - normalization rules compile.
  */
@@ -404,6 +404,12 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       if (!carrierAt.has(t.carrier)) problems.add(it.src, [...it.path, 'trunks', i, 'carrier'], 'carrier-unknown', msg.unknownCarrier(t.carrier));
       trunks.push({ carrier: t.carrier, priority: typeof t.priority === 'number' ? t.priority : 10 });
     });
+    const inboundCarriers: string[] = [];
+    arr(v.inboundCarriers).forEach((c, i) => {
+      if (typeof c !== 'string') return;
+      if (!carrierAt.has(c)) problems.add(it.src, [...it.path, 'inboundCarriers', i], 'carrier-unknown', msg.unknownCarrier(c));
+      inboundCarriers.push(c);
+    });
     const list: (DidEntry | undefined)[] = [];
     const dids: string[] = [];
     arr(v.dids).forEach((d, j) => {
@@ -443,6 +449,7 @@ export function validateSemantics(docs: SourceDoc[], problems: ProblemList): Ten
       fqdn: fqdn ?? '',
       dids,
       ...(ringGroups.length > 0 ? { ringGroups } : {}),
+      ...(inboundCarriers.length > 0 ? { inboundCarriers: inboundCarriers.sort() } : {}),
       trunks: trunks.sort((a, b) => a.priority - b.priority),
       normalization,
       limits: limitsOf(v.limits),

@@ -111,6 +111,18 @@ describe('tenant config validation: each rule has its exact message', () => {
     expect(p.message).toBe('unknown carrier "gamma": no carrier with that name is defined');
   });
 
+  it('inboundCarriers: each must be a defined carrier; kept sorted, and left out when empty', () => {
+    const p = only(check([{ id: 'a', extra: '    inboundCarriers: [beta, gamma]\n' }]));
+    expect(p).toMatchObject({ path: 'tenants[0].inboundCarriers[1]', rule: 'carrier-unknown', message: 'unknown carrier "gamma": no carrier with that name is defined' });
+    expect(p.line).toBeGreaterThan(line(0, 'trunks'));
+    const load = (extra: string) => loadConfigTexts([{ file: 's.yaml', text: SETTINGS + CARRIERS + tenantsFile([{ id: 'a', extra }]) }]).config!.tenants[0]!;
+    expect(load('    inboundCarriers: [beta, alpha]\n').inboundCarriers).toEqual(['alpha', 'beta']);
+    expect('inboundCarriers' in load('    inboundCarriers: []\n')).toBe(false);
+    expect('inboundCarriers' in load('')).toBe(false);
+    // Not a list of names: the schema names the field.
+    expect(only(check([{ id: 'a', extra: '    inboundCarriers: alpha\n' }])).path).toBe('tenants[0].inboundCarriers');
+  });
+
   it('malformed E.164: leading zero, too long, letters', () => {
     const ps = check([{ id: 'a', dids: ['+04255550100', '+1425555010012345', '14255550100', '+1425555O100'] }]);
     expect(ps.map((p) => [p.path, p.line, p.rule, p.message])).toEqual([
