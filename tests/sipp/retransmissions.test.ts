@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsFor, runSipp, sippReport, stopAllSipp } from '../helpers/sipp.js';
 import { deferred, sdp } from '../helpers/srf.js';
 import { waitForIdle } from '../helpers/sip-server.js';
-import { freePort, UdpPeer, waitFor } from '../helpers/net.js';
+import { freePort, freePorts, UdpPeer, waitFor } from '../helpers/net.js';
 import { expectSippOk, FAST_TIMERS, sippPort, startHarness, type Harness } from './support.js';
 
 const SERVER_IP = '127.0.3.50';
@@ -186,8 +186,8 @@ describe('timeouts over TCP', () => {
 
 describe('in-dialog requests once the dialog\'s connection is gone', () => {
   it('go to the remote target (RFC 3261 §12.2.1.1); one that cannot be delivered gets 503 and a warning naming it', async () => {
-    const port = await freePort(SINK_IP, ['tcp']);
-    const deadPort = await freePort(SINK_IP, ['tcp']); // the Contact of the 200: nothing listens there
+    // deadPort: the Contact of the 200, where nothing listens.
+    const [port, deadPort] = (await freePorts(SINK_IP, 2, ['tcp'])) as [number, number];
     const sockets = new Set<net.Socket>();
     // A UAS over TCP that answers 200 with a Contact on another port, then closes the connection once ACKed.
     const uas = net.createServer((sock) => {
